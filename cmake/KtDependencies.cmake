@@ -41,6 +41,19 @@ if(KT_BUILD_COMPILER)
     find_library(KT_Z_STATIC libz.a REQUIRED)
     set_property(TARGET LLVMSupport PROPERTY INTERFACE_LINK_LIBRARIES
       "rt;dl;m;${KT_Z_STATIC};${KT_ZSTD_STATIC};LLVMDemangle")
+    # Debian builds LLVM with LLVM_LINK_LLVM_DYLIB, so every exported MLIR
+    # library names the shared "LLVM". Never mix it with static archives
+    # (duplicate symbols): point the MLIR libraries at the static LLVM
+    # components they need instead.
+    foreach(t IN LISTS MLIR_EXPORTED_TARGETS)
+      if(TARGET ${t})
+        get_target_property(libs ${t} INTERFACE_LINK_LIBRARIES)
+        if(libs)
+          list(TRANSFORM libs REPLACE "^LLVM$" "LLVMSupport;LLVMDemangle")
+          set_property(TARGET ${t} PROPERTY INTERFACE_LINK_LIBRARIES "${libs}")
+        endif()
+      endif()
+    endforeach()
   endif()
   find_program(KT_LIT lit.py HINTS ${KT_LLVM_PREFIX}/build/utils/lit REQUIRED)
   find_package(Python3 REQUIRED COMPONENTS Interpreter)

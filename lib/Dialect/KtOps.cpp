@@ -2,6 +2,7 @@
 #include "kt/Dialect/KtDialect.h"
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OpImplementation.h"
 
 using namespace mlir;
@@ -29,7 +30,10 @@ LogicalResult expectLastDim(Operation *op, Type type, int64_t expected,
 LogicalResult verifyContainer(Operation *op) {
   Region &body = op->getRegion(0);
   Block &block = body.front();
-  if (block.getNumArguments() != op->getNumOperands())
+  // The root module (directly under builtin.module) is the model's entry:
+  // its block arguments are the model inputs (token ids, positions).
+  bool isRoot = op->getNumOperands() == 0 && isa_and_nonnull<ModuleOp>(op->getParentOp());
+  if (!isRoot && block.getNumArguments() != op->getNumOperands())
     return op->emitOpError() << "body takes " << block.getNumArguments()
                              << " arguments but the module has "
                              << op->getNumOperands() << " inputs";

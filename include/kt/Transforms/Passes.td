@@ -1,0 +1,73 @@
+//===- Passes.td - kt transformation passes ---------------*- tablegen -*-===//
+#ifndef KT_TRANSFORMS_PASSES_TD
+#define KT_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def InjectRules : Pass<"kt-inject", "::mlir::ModuleOp"> {
+  let summary = "Apply YAML injection rules to the module tree";
+  let description = [{
+    Walks the module tree parent before children. For each module op the
+    first rule (file order) whose `match` holds (name: unanchored PCRE2
+    search of the dotted name; class: isinstance on the last dotted
+    component) replaces it: `class: default` keeps the op and sets kwargs;
+    a kt op name or an upstream KTransformers class path turns it into the
+    corresponding kt op (kt.cpu_experts, kt.marlin_linear, kt.mla, ...).
+    The op records the rule index (`rule`), the upstream class (`impl`), the
+    devices and every kwarg as typed attributes. `recursive: false` stops
+    the walk below the replaced module. A rule whose replacement does not fit
+    the matched module fails with the rule's file and line.
+  }];
+  let options = [
+    Option<"rulesFile", "rules", "std::string", "\"\"",
+           "YAML rules file to apply">,
+  ];
+  let dependentDialects = ["::mlir::kt::KtDialect"];
+}
+
+def PlaceDevices : Pass<"kt-place", "::mlir::ModuleOp"> {
+  let summary = "Resolve every op to a device and make device boundaries explicit";
+  let description = [{
+    Policy for modules no rule placed (the same as KTransformers'
+    gen_optimize_config): a module whose rule gave no device, or that no rule
+    matched, takes its parent's generate device for both phases; the root
+    takes `default-device`. `kt.placed_by` records "rule", "inherited" or
+    "default". A module whose rule set only generate_device uses it for
+    prefill too. Computation ops run on their container's device. A value
+    consumed on another device than the one it lives on (a module's
+    `out_device`, else its device) gets a `kt.transfer`, per phase. A model
+    `transfer_map` that disagrees with the layers' placement is reported as a
+    warning.
+  }];
+  let options = [
+    Option<"defaultDevice", "default-device", "std::string", "\"cuda:0\"",
+           "Device of the root module when no rule places it">,
+  ];
+  let dependentDialects = ["::mlir::kt::KtDialect"];
+}
+
+def PlacementReport : Pass<"kt-placement-report", "::mlir::ModuleOp"> {
+  let summary = "Write the placement of every module as JSON";
+  let description = [{
+    Writes a JSON array with one object per module op, parent before
+    children: module, class, op, rule (index or null), generate_device,
+    prefill_device, placed_by and kwargs. `file` "-" writes to stdout.
+  }];
+  let options = [
+    Option<"outputFile", "file", "std::string", "\"-\"", "Output file">,
+  ];
+}
+
+def MemoryReport : Pass<"kt-memory-report", "::mlir::ModuleOp"> {
+  let summary = "Print the weight bytes each device holds, from the IR alone";
+  let description = [{
+    Sums the #kt.weight tensors referenced by module ops per device (the
+    generate-phase device; a tensor shared by two modules on one device
+    counts once) and the prefill-phase footprint, as a table.
+  }];
+  let options = [
+    Option<"outputFile", "file", "std::string", "\"-\"", "Output file">,
+  ];
+}
+
+#endif // KT_TRANSFORMS_PASSES_TD

@@ -1,0 +1,21 @@
+# lit configuration for kt's regression tests (FileCheck based).
+import os
+import lit.formats
+
+config.name = "kt"
+config.test_format = lit.formats.ShTest(execute_external=True)
+config.suffixes = [".mlir", ".test"]
+config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py", "fixtures",
+                   "ktransformers-rules"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.kt_obj_root, "test")
+
+# kt-opt, then LLVM's FileCheck / not / count.
+path = [os.path.join(config.kt_tools_dir, "kt-opt"), config.llvm_tools_dir,
+        config.environment.get("PATH", os.environ.get("PATH", ""))]
+config.environment["PATH"] = os.pathsep.join(path)
+config.substitutions.append(("%fixtures", os.path.join(config.kt_src_root, "test", "fixtures", "models")))
+config.substitutions.append(("%upstream", os.path.join(config.kt_src_root, "test", "ktransformers-rules")))
+config.substitutions.append(("%rules", os.path.join(config.kt_src_root, "rules")))
+config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(("%scripts", os.path.join(config.kt_src_root, "test", "scripts")))

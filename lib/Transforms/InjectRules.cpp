@@ -179,6 +179,13 @@ FailureOr<Operation *> Injector::replace(Operation *op,
       extra.push_back(b.getNamedAttr(
           "out_device", b.getStringAttr(::kt::rules::normalizeDevice(
                             kw["out_device"].get<std::string>()))));
+    // KTransformersExperts' own defaults when the rule gives no device:
+    // decode on the CPU, prefill on the GPU.
+    if (!r.kwargs.contains("generate_device"))
+      op->setAttr("generate_device",
+                  b.getStringAttr(target == "kt.cpu_experts" ? "cpu" : "cuda:0"));
+    if (!r.kwargs.contains("prefill_device"))
+      op->setAttr("prefill_device", b.getStringAttr("cuda:0"));
     op->removeAttr("act");
     return retag(op, target, extra, false);
   }

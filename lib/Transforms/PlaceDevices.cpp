@@ -34,14 +34,30 @@ Devices computeDevices(Operation *op) {
   return {str(m, "generate_device"), str(m, "prefill_device")};
 }
 
-/// Where `v` lives: for a module result its `out_device` when set (the
-/// experts' output device), else where its producer computes. A block
-/// argument lives where its container computes (inputs are transferred
-/// before the container).
+/// Containers whose inputs and outputs pass through to their children:
+/// values cross their boundary without a transfer, and a transfer is made
+/// where a child uses a value that lives elsewhere.
+bool isPassThrough(Operation *op) {
+  return isa_and_nonnull<ModuleContainerOp, MlaOp>(op);
+}
+
+/// Where `v` lives: a container's block argument where the container's
+/// operand lives (the root's inputs where the root computes); a container's
+/// result where the yielded value lives; a module result on the module's
+/// `out_device` when set (the experts' output device), else where its
+/// producer computes.
 Devices valueDevices(Value v) {
-  if (auto arg = dyn_cast<BlockArgument>(v))
-    return computeDevices(arg.getOwner()->getParentOp());
+  if (auto arg = dyn_cast<BlockArgument>(v)) {
+    Operation *owner = arg.getOwner()->getParentOp();
+    if (isPassThrough(owner) && owner->getNumOperands() > arg.getArgNumber())
+      return valueDevices(owner->getOperand(arg.getArgNumber()));
+    return computeDevices(owner);
+  }
   Operation *def = v.getDefiningOp();
+  if (isPassThrough(def)) {
+    auto yield = cast<YieldOp>(def->getRegion(0).front().getTerminator());
+    return valueDevices(yield.getOperand(cast<OpResult>(v).getResultNumber()));
+  }
   Devices d = computeDevices(def);
   std::string out = str(def, "out_device");
   if (!out.empty())
@@ -89,7 +105,7 @@ struct PlaceDevicesPass : public mlir::kt::impl::PlaceDevicesBase<PlaceDevicesPa
     DenseMap<std::pair<Value, Block *>, SmallVector<TransferOp>> cache;
     OpBuilder b(&getContext());
     getOperation().walk([&](Operation *op) {
-      if (isa<TransferOp>(op))
+      if (isa<TransferOp, YieldOp>(op) || isPassThrough(op))
         return;
       Devices to = computeDevices(op);
       if (to.generate.empty())

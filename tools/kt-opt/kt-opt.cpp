@@ -16,6 +16,7 @@
 #include "kt/Transforms/Rules.h"
 
 #include "mlir/IR/AsmState.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
@@ -24,6 +25,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 
 using namespace mlir;
@@ -80,9 +82,13 @@ static bool checkRules() {
 
 static int runOnModelDirectory(const std::string &dir,
                                const std::string &outputFile,
-                               DialectRegistry &registry) {
+                               DialectRegistry &registry,
+                               const MlirOptMainConfig &config) {
   MLIRContext ctx(registry);
   ctx.loadAllAvailableDialects();
+  // Print warnings and remarks too (the default handler shows only errors).
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx);
   mlir::kt::ImportResult imported = mlir::kt::importModelDirectory(&ctx, dir);
   if (!imported.module) {
     for (const std::string &e : imported.errors)
@@ -96,8 +102,8 @@ static int runOnModelDirectory(const std::string &dir,
                  << "' (listed in the kt.extra_tensors attribute)\n";
   }
   PassManager pm(&ctx);
-  if (failed(applyPassManagerCLOptions(pm)) || failed(addKtPipeline(pm)) ||
-      failed(pm.run(*imported.module)))
+  if (failed(applyPassManagerCLOptions(pm)) ||
+      failed(config.setupPassPipeline(pm)) || failed(pm.run(*imported.module)))
     return 1;
   std::string error;
   auto out = openOutputFile(outputFile, &error);
@@ -122,11 +128,18 @@ int main(int argc, char **argv) {
       registerAndParseCLIOptions(argc, argv, "kt-opt: kt MLIR driver", registry);
   if (!checkRules())
     return 1;
+  // The user's pass pipeline (--pass-pipeline, --kt-place, ...) first, then
+  // what the kt options ask for.
+  MlirOptMainConfig userConfig = MlirOptMainConfig::createFromCLOptions();
+  MlirOptMainConfig config = userConfig;
+  config.setPassPipelineSetupFn([userConfig](PassManager &pm) {
+    if (failed(userConfig.setupPassPipeline(pm)))
+      return failure();
+    return addKtPipeline(pm);
+  });
   if (llvm::sys::fs::is_directory(inputFile))
-    return runOnModelDirectory(inputFile, outputFile, registry);
+    return runOnModelDirectory(inputFile, outputFile, registry, config);
 
-  MlirOptMainConfig config = MlirOptMainConfig::createFromCLOptions();
-  config.setPassPipelineSetupFn(addKtPipeline);
   std::string error;
   auto file = openInputFile(inputFile, &error);
   if (!file) {

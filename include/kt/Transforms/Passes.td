@@ -28,16 +28,19 @@ def InjectRules : Pass<"kt-inject", "::mlir::ModuleOp"> {
 def PlaceDevices : Pass<"kt-place", "::mlir::ModuleOp"> {
   let summary = "Resolve every op to a device and make device boundaries explicit";
   let description = [{
-    Policy for modules no rule placed (the same as KTransformers'
-    gen_optimize_config): a module whose rule gave no device, or that no rule
-    matched, takes its parent's generate device for both phases; the root
-    takes `default-device`. `kt.placed_by` records "rule", "inherited" or
-    "default". A module whose rule set only generate_device uses it for
-    prefill too. Computation ops run on their container's device. A value
-    consumed on another device than the one it lives on (a module's
-    `out_device`, else its device) gets a `kt.transfer`, per phase. A model
-    `transfer_map` that disagrees with the layers' placement is reported as a
-    warning.
+    Policy for modules no rule placed: a module that no rule matched, or
+    whose rule gave no device, takes its parent's generate device for both
+    phases; the root takes `default-device`. (KTransformers gives such
+    modules the global default device instead; the two agree whenever the
+    parents are on the default device, as in every upstream rule file. kt
+    inherits so that the children of a module placed elsewhere follow it.)
+    `kt.placed_by` records "rule", "inherited" or "default". A module whose
+    rule set only generate_device uses it for prefill too. Computation ops
+    run on their container's device. Values cross container boundaries
+    freely; where an op uses a value living on another device (a module's
+    `out_device`, else where it was computed) a `kt.transfer` is inserted,
+    with its devices in both phases. A model `transfer_map` that disagrees
+    with the layers' placement is reported as a warning.
   }];
   let options = [
     Option<"defaultDevice", "default-device", "std::string", "\"cuda:0\"",

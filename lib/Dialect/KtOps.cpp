@@ -9,6 +9,9 @@ using namespace mlir;
 using namespace mlir::kt;
 
 namespace {
+/// ODS returns I64Attr values as uint64_t; checks compare signed values.
+int64_t sgn(uint64_t v) { return static_cast<int64_t>(v); }
+
 /// The static size of the last dimension, or nullopt when unknown.
 std::optional<int64_t> lastDim(Type type) {
   auto ranked = dyn_cast<RankedTensorType>(type);
@@ -30,6 +33,8 @@ LogicalResult expectLastDim(Operation *op, Type type, int64_t expected,
 LogicalResult verifyContainer(Operation *op) {
   Region &body = op->getRegion(0);
   Block &block = body.front();
+  if (block.empty() || !block.mightHaveTerminator())
+    return op->emitOpError() << "body must end with kt.yield";
   // The root module (directly under builtin.module) is the model's entry:
   // its block arguments are the model inputs (token ids, positions).
   bool isRoot = op->getNumOperands() == 0 && isa_and_nonnull<ModuleOp>(op->getParentOp());
@@ -94,9 +99,9 @@ LogicalResult ModuleContainerOp::verify() { return verifyContainer(*this); }
 LogicalResult MlaOp::verify() {
   if (failed(verifyContainer(*this)))
     return failure();
-  if (getNumHeads() <= 0 || getKvLoraRank() <= 0 || getQkRopeHeadDim() <= 0 ||
-      getQkRopeHeadDim() % 2 != 0 || getVHeadDim() <= 0 ||
-      getQkNopeHeadDim() < 0 || getQLoraRank() < 0)
+  if (sgn(getNumHeads()) <= 0 || sgn(getKvLoraRank()) <= 0 || sgn(getQkRopeHeadDim()) <= 0 ||
+      sgn(getQkRopeHeadDim()) % 2 != 0 || sgn(getVHeadDim()) <= 0 ||
+      sgn(getQkNopeHeadDim()) < 0 || sgn(getQLoraRank()) < 0)
     return emitOpError() << "has invalid MLA dimensions";
   return success();
 }
@@ -104,7 +109,7 @@ LogicalResult MlaOp::verify() {
 LogicalResult ExpertsOp::verify() {
   if (getOutput().getType() != getInput().getType())
     return emitOpError() << "output type must equal input type";
-  int64_t e = getNumExperts(), h = getHiddenSize(), i = getIntermediateSize();
+  int64_t e = sgn(getNumExperts()), h = sgn(getHiddenSize()), i = sgn(getIntermediateSize());
   if (e <= 0 || h <= 0 || i <= 0)
     return emitOpError() << "needs positive num_experts, hidden_size and "
                             "intermediate_size";
@@ -124,7 +129,11 @@ LogicalResult ExpertsOp::verify() {
   }
   if (fused)
     return emitOpError() << "has both per-expert children and fused weights";
+  if (!getBody().hasOneBlock())
+    return emitOpError() << "body must have a single block";
   Block &block = getBody().front();
+  if (block.empty() || !block.mightHaveTerminator())
+    return emitOpError() << "body must end with kt.yield";
   if (block.getNumArguments() != 1 ||
       block.getArgument(0).getType() != getInput().getType())
     return emitOpError() << "body must take one argument of the input type";
@@ -162,22 +171,22 @@ static LogicalResult verifyLinearLike(LinearLike op) {
 LogicalResult LinearOp::verify() { return verifyLinearLike(*this); }
 LogicalResult Fp8LinearOp::verify() { return verifyLinearLike(*this); }
 LogicalResult MarlinLinearOp::verify() {
-  if (getBits() != 4 && getBits() != 8)
-    return emitOpError() << "supports 4 or 8 bits, got " << getBits();
-  if (getGroupSize() != -1 && getGroupSize() <= 0)
+  if (sgn(getBits()) != 4 && sgn(getBits()) != 8)
+    return emitOpError() << "supports 4 or 8 bits, got " << sgn(getBits());
+  if (sgn(getGroupSize()) != -1 && sgn(getGroupSize()) <= 0)
     return emitOpError() << "group_size must be positive or -1";
   return verifyLinearLike(*this);
 }
 LogicalResult LoraLinearOp::verify() {
-  if (getLoraRank() <= 0)
+  if (sgn(getLoraRank()) <= 0)
     return emitOpError() << "lora_rank must be positive";
   if (auto a = getLoraA())
     if (failed(expectWeightShape(*this, *a, "lora_a",
-                                 {getLoraRank(), getInFeatures()})))
+                                 {sgn(getLoraRank()), getInFeatures()})))
       return failure();
   if (auto b = getLoraB())
     if (failed(expectWeightShape(*this, *b, "lora_b",
-                                 {getOutFeatures(), getLoraRank()})))
+                                 {getOutFeatures(), sgn(getLoraRank())})))
       return failure();
   return verifyLinearLike(*this);
 }
@@ -197,31 +206,31 @@ LogicalResult RmsNormOp::verify() {
 }
 
 LogicalResult RotaryOp::verify() {
-  if (getDim() <= 0 || getDim() % 2)
+  if (sgn(getDim()) <= 0 || sgn(getDim()) % 2)
     return emitOpError() << "dim must be positive and even";
   StringRef s = getScaling();
   if (s != "default" && s != "linear" && s != "dynamic" && s != "yarn" &&
       s != "llama3")
     return emitOpError() << "unknown rope scaling '" << s << "'";
-  if (failed(expectLastDim(*this, getCos().getType(), getDim(), "cos")) ||
-      failed(expectLastDim(*this, getSin().getType(), getDim(), "sin")))
+  if (failed(expectLastDim(*this, getCos().getType(), sgn(getDim()), "cos")) ||
+      failed(expectLastDim(*this, getSin().getType(), sgn(getDim()), "sin")))
     return failure();
   return success();
 }
 
 LogicalResult MoeGateOp::verify() {
-  int64_t e = getNumExperts();
+  int64_t e = sgn(getNumExperts());
   if (getWeight().getShape().size() != 2 || getWeight().getShape()[0] != e)
     return emitOpError() << "weight must be [num_experts, hidden]";
-  if (getTopK() <= 0 || getTopK() > e)
+  if (sgn(getTopK()) <= 0 || sgn(getTopK()) > e)
     return emitOpError() << "top_k must be in [1, num_experts]";
   if (getScoringFunc() != "softmax" && getScoringFunc() != "sigmoid")
     return emitOpError() << "unknown scoring_func '" << getScoringFunc() << "'";
   StringRef m = getTopkMethod();
   if (m != "greedy" && m != "group_limited_greedy" && m != "noaux_tc")
     return emitOpError() << "unknown topk_method '" << m << "'";
-  if (getNGroup() <= 0 || e % getNGroup() || getTopkGroup() <= 0 ||
-      getTopkGroup() > getNGroup())
+  if (sgn(getNGroup()) <= 0 || e % sgn(getNGroup()) || sgn(getTopkGroup()) <= 0 ||
+      sgn(getTopkGroup()) > sgn(getNGroup()))
     return emitOpError() << "n_group must divide num_experts and topk_group "
                             "must be in [1, n_group]";
   if (auto bias = getScoreBias())
@@ -229,16 +238,16 @@ LogicalResult MoeGateOp::verify() {
       return failure();
   if (m == "noaux_tc" && !getScoreBias())
     return emitOpError() << "noaux_tc needs e_score_correction_bias";
-  return success(succeeded(expectLastDim(*this, getIds().getType(), getTopK(),
+  return success(succeeded(expectLastDim(*this, getIds().getType(), sgn(getTopK()),
                                          "ids")) &&
                  succeeded(expectLastDim(*this, getWeights().getType(),
-                                         getTopK(), "weights")));
+                                         sgn(getTopK()), "weights")));
 }
 
 template <typename KernelOp>
 static LogicalResult verifyExpertKernel(KernelOp op) {
-  int64_t e = op.getNumExperts(), h = op.getHiddenSize(),
-          i = op.getIntermediateSize();
+  int64_t e = sgn(op.getNumExperts()), h = sgn(op.getHiddenSize()),
+          i = sgn(op.getIntermediateSize());
   if (e <= 0 || h <= 0 || i <= 0)
     return op.emitOpError() << "needs positive expert dimensions";
   bool perExpert = op.getGateProj() || op.getUpProj() || op.getDownProj();
@@ -288,22 +297,22 @@ LogicalResult SigmoidGateOp::verify() {
 }
 
 LogicalResult TopkRouteOp::verify() {
-  if (getTopK() <= 0)
+  if (sgn(getTopK()) <= 0)
     return emitOpError() << "top_k must be positive";
-  if (auto e = lastDim(getLogits().getType()); e && *e < getTopK())
-    return emitOpError() << "top_k " << getTopK() << " exceeds " << *e
+  if (auto e = lastDim(getLogits().getType()); e && *e < sgn(getTopK()))
+    return emitOpError() << "top_k " << sgn(getTopK()) << " exceeds " << *e
                          << " experts";
   return success(
-      succeeded(expectLastDim(*this, getIds().getType(), getTopK(), "ids")) &&
+      succeeded(expectLastDim(*this, getIds().getType(), sgn(getTopK()), "ids")) &&
       succeeded(
-          expectLastDim(*this, getWeights().getType(), getTopK(), "weights")));
+          expectLastDim(*this, getWeights().getType(), sgn(getTopK()), "weights")));
 }
 
 LogicalResult AttentionCoreOp::verify() {
-  int64_t h = getNumHeads(), kvh = getNumKvHeads(), d = getHeadDim();
+  int64_t h = sgn(getNumHeads()), kvh = sgn(getNumKvHeads()), d = sgn(getHeadDim());
   if (h <= 0 || kvh <= 0 || h % kvh)
     return emitOpError() << "num_heads must be a multiple of num_kv_heads";
-  if (getRotaryDim() < 0 || getRotaryDim() > d || getRotaryDim() % 2)
+  if (sgn(getRotaryDim()) < 0 || sgn(getRotaryDim()) > d || sgn(getRotaryDim()) % 2)
     return emitOpError() << "rotary_dim must be even and at most head_dim";
   if (failed(expectLastDim(*this, getQ().getType(), h * d, "q")) ||
       failed(expectLastDim(*this, getK().getType(), kvh * d, "k")) ||
@@ -314,8 +323,8 @@ LogicalResult AttentionCoreOp::verify() {
 }
 
 LogicalResult MlaCoreOp::verify() {
-  int64_t h = getNumHeads(), nope = getQkNopeHeadDim(),
-          rope = getQkRopeHeadDim(), v = getVHeadDim();
+  int64_t h = sgn(getNumHeads()), nope = sgn(getQkNopeHeadDim()),
+          rope = sgn(getQkRopeHeadDim()), v = sgn(getVHeadDim());
   if (failed(expectLastDim(*this, getQ().getType(), h * (nope + rope), "q")) ||
       failed(expectLastDim(*this, getKv().getType(), h * (nope + v), "kv")) ||
       failed(expectLastDim(*this, getKPe().getType(), rope, "k_pe")) ||
@@ -325,13 +334,13 @@ LogicalResult MlaCoreOp::verify() {
 }
 
 LogicalResult SliceOp::verify() {
-  if (getOffset() < 0 || getSize() <= 0)
+  if (sgn(getOffset()) < 0 || sgn(getSize()) <= 0)
     return emitOpError() << "needs offset >= 0 and size > 0";
   if (auto last = lastDim(getInput().getType());
-      last && getOffset() + getSize() > *last)
-    return emitOpError() << "slice [" << getOffset() << ", "
-                         << getOffset() + getSize() << ") exceeds " << *last;
-  return expectLastDim(*this, getResult().getType(), getSize(), "result");
+      last && sgn(getOffset()) + sgn(getSize()) > *last)
+    return emitOpError() << "slice [" << sgn(getOffset()) << ", "
+                         << sgn(getOffset()) + sgn(getSize()) << ") exceeds " << *last;
+  return expectLastDim(*this, getResult().getType(), sgn(getSize()), "result");
 }
 
 LogicalResult TransferOp::verify() {

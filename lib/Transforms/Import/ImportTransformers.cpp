@@ -88,7 +88,8 @@ private:
             m = moe(blockName, y);
           } else {
             m = mb.gatedMlp(joinName(name, "mlp"), k("MLP"), y, c.hiddenSize,
-                            c.intermediateSize);
+                            c.intermediateSize, "gate_proj", "up_proj",
+                            "down_proj", c.mlpBias);
           }
           return {b.create<AddOp>(mb.loc, h1, m)};
         })[0];

@@ -153,15 +153,16 @@ ValueRange ModelBuilder::container(StringRef name, StringRef fullClass,
 
 Value ModelBuilder::gatedMlp(StringRef name, StringRef fullClass, Value x,
                              int64_t hidden, int64_t inter, StringRef gate,
-                             StringRef up, StringRef down) {
+                             StringRef up, StringRef down, bool bias) {
   return container(name, fullClass, {x}, {x.getType()},
                    [&](ValueRange args) -> SmallVector<Value> {
                      Value g = linear(joinName(name, gate), args[0], hidden,
-                                      inter);
-                     Value u =
-                         linear(joinName(name, up), args[0], hidden, inter);
+                                      inter, bias);
+                     Value u = linear(joinName(name, up), args[0], hidden,
+                                      inter, bias);
                      Value h = b.create<SiluMulOp>(loc, g, u);
-                     return {linear(joinName(name, down), h, inter, hidden)};
+                     return {linear(joinName(name, down), h, inter, hidden,
+                                    bias)};
                    })[0];
 }
 

@@ -60,7 +60,8 @@ public:
   /// SiLU-gated MLP container: down(silu(gate(x)) * up(x)).
   Value gatedMlp(llvm::StringRef name, llvm::StringRef fullClass, Value x,
                  int64_t hidden, int64_t inter, llvm::StringRef gate = "gate_proj",
-                 llvm::StringRef up = "up_proj", llvm::StringRef down = "down_proj");
+                 llvm::StringRef up = "up_proj", llvm::StringRef down = "down_proj",
+                 bool bias = false);
 
   /// Routed experts, per-expert (children `name.N`) when the checkpoint has
   /// `name.0.<gate>.weight`, fused (`name.gate_up_proj`) otherwise.

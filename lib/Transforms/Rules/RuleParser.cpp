@@ -50,6 +50,36 @@ struct RuleError {
 };
 
 int lineOf(const YAML::Mark &mark) { return mark.line < 0 ? 0 : mark.line + 1; }
+
+/// `line` (1-based) when it lies inside a rule; when it is past the end of
+/// `text` or starts a new sequence entry ("- "), the last line before it
+/// that holds content (not blank, not only a comment).
+int lastContentLineBefore(const std::string &text, int line) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos)
+      end = text.size();
+    lines.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  auto trimmed = [](const std::string &l) {
+    size_t b = l.find_first_not_of(" \t\r");
+    return b == std::string::npos ? std::string() : l.substr(b);
+  };
+  bool pastEnd = line < 1 || line > static_cast<int>(lines.size()) ||
+                 trimmed(lines[line - 1]).empty();
+  bool newEntry = !pastEnd && trimmed(lines[line - 1]).rfind("- ", 0) == 0;
+  if (!pastEnd && !newEntry)
+    return line;
+  for (int l = std::min<int>(line, lines.size() + 1) - 1; l >= 1; --l) {
+    std::string t = trimmed(lines[l - 1]);
+    if (!t.empty() && t[0] != '#')
+      return l;
+  }
+  return line;
+}
 int lineOf(const YAML::Node &node) { return lineOf(node.Mark()); }
 
 [[noreturn]] void fail(int line, std::string message) {
@@ -236,8 +266,17 @@ RuleSet::parseString(const std::string &text, const std::string &fileName) {
   } catch (const RuleError &e) {
     return Diagnostic{fileName, e.line, 0, e.message};
   } catch (const YAML::Exception &e) {
+    int line = lineOf(e.mark);
     int column = e.mark.column < 0 ? 0 : e.mark.column + 1;
-    return Diagnostic{fileName, lineOf(e.mark), column,
+    // yaml-cpp reports some errors (an unclosed flow collection, say) at
+    // the token after the mistake: the next rule's "- " or the end of the
+    // file. Point at the last content line before it, inside the rule.
+    int fixed = lastContentLineBefore(text, line);
+    if (fixed != line) {
+      line = fixed;
+      column = 0;
+    }
+    return Diagnostic{fileName, line, column,
                       e.msg.empty() ? std::string(e.what()) : e.msg};
   } catch (const std::exception &e) {
     return Diagnostic{fileName, 0, 0, e.what()};

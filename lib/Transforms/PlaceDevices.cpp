@@ -151,13 +151,13 @@ struct PlaceDevicesPass : public mlir::kt::impl::PlaceDevicesBase<PlaceDevicesPa
           found = true;
           std::string placed = str(child, "generate_device");
           if (dev && ::kt::rules::normalizeDevice(dev.getValue().str()) != placed)
-            m->emitWarning() << "transfer_map moves the hidden state to "
+            emitWarning(m->getLoc()) << "transfer_map moves the hidden state to "
                              << dev.getValue() << " at '" << layer
                              << "', but the rules place that layer on "
                              << placed;
         });
         if (!found)
-          m->emitWarning() << "transfer_map names layer "
+          emitWarning(m->getLoc()) << "transfer_map names layer "
                            << entry.getName().getValue()
                            << ", which the model does not have";
       }

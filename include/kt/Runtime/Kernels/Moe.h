@@ -1,0 +1,196 @@
+//===- Moe.h - CPU routed-expert (MoE) kernels ------------------*- C++ -*-===//
+//
+// The CPU side of `kt.cpu_experts`: packed expert weights (BF16, INT8,
+// grouped INT4) and the fused MoE operator
+//
+//   out[t] = sum_j w[t,j] * down_e( silu(gate_e(x[t])) * up_e(x[t]) ),
+//   e = ids[t,j]  (ids < 0 are skipped)
+//
+// Weights are packed once from f32 or bf16 source tensors in the Hugging Face
+// nn.Linear layout ([out, in], row-major). Kernels (scalar, AVX2, AVX512 /
+// AVX512-VNNI) are chosen at run time from the CPU's features; the library is
+// compiled without global -m flags, so one build runs on any x86-64.
+// docs/kernels.md describes the formats and the quantisation schemes.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KT_RUNTIME_KERNELS_MOE_H
+#define KT_RUNTIME_KERNELS_MOE_H
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kt::kernels {
+
+/// Element type of activations and source weight tensors.
+enum class DType { F32, BF16 };
+/// Element type of the top-k expert ids.
+enum class IdType { I32, I64 };
+
+/// Packed weight format.
+enum class WeightFormat { BF16, INT8, INT4 };
+
+/// Kernel implementation. Auto picks the best one the CPU supports.
+enum class KernelPath { Auto, Scalar, AVX2, AVX512 };
+
+const char *toString(WeightFormat f);
+const char *toString(KernelPath p);
+
+/// CPU features relevant to kernel selection (cached, from
+/// __builtin_cpu_supports).
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false;
+  bool avx512vnni = false;
+};
+const CpuFeatures &cpuFeatures();
+
+/// Whether `path` can run `format` on this CPU (Auto and Scalar: always).
+bool pathSupported(KernelPath path, WeightFormat format);
+/// The path Auto resolves to for `format` on this CPU.
+KernelPath bestPath(WeightFormat format);
+/// Human-readable reason why `path` cannot run `format` here ("" if it can),
+/// e.g. "CPU lacks AVX512-VNNI".
+std::string missingFeature(KernelPath path, WeightFormat format);
+
+struct QuantConfig {
+  WeightFormat format = WeightFormat::BF16;
+  /// INT4 only: elements of a row that share one scale (32, 64 or 128).
+  int groupSize = 64;
+  /// INT4 only: asymmetric (scale + minimum per group) instead of symmetric.
+  bool asymmetric = false;
+};
+
+/// One [rows, cols] weight matrix in a packed format. Every row is padded
+/// with zeros to `paddedCols` (a multiple of 128) so kernels need no tails.
+struct PackedMatrix {
+  WeightFormat format = WeightFormat::BF16;
+  int rows = 0, cols = 0, paddedCols = 0;
+  int groupSize = 0;     ///< INT4 only
+  bool asymmetric = false; ///< INT4 only
+
+  /// BF16: rows * paddedCols raw bf16 bits.
+  std::vector<uint16_t> bf16;
+  /// INT8: rows * paddedCols signed values in [-127, 127].
+  std::vector<int8_t> q8;
+  /// INT8: sum of the q8 values of each 128-column block of each row,
+  /// rows * paddedCols / 128 (for the +128 offset of u8 activations).
+  std::vector<int32_t> rowSum;
+  /// INT4: rows * paddedCols / 2 bytes; see docs/kernels.md for the nibble
+  /// order (per 32-element block: low nibbles = elements 0..15, high
+  /// nibbles = elements 16..31).
+  std::vector<uint8_t> q4;
+  /// INT8: one scale per row. INT4: rows * groupsPerRow() scales.
+  std::vector<float> scales;
+  /// INT4: rows * groupsPerRow() offsets; w = q * scale + offset with q the
+  /// unsigned nibble (symmetric: offset = -8 * scale).
+  std::vector<float> offsets;
+
+  int groupsPerRow() const { return groupSize ? paddedCols / groupSize : 0; }
+  /// Bytes of packed weight data (what a kernel streams), scales included.
+  std::size_t bytes() const;
+  /// Dequantised value of element (r, c) (c < cols), for tests and
+  /// references.
+  float dequant(int r, int c) const;
+};
+
+/// Pack a row-major [rows, cols] tensor of type `srcType`.
+/// Throws std::invalid_argument on a bad configuration.
+PackedMatrix packMatrix(const void *src, DType srcType, int rows, int cols,
+                        const QuantConfig &cfg);
+
+/// The routed experts of one MoE layer, packed.
+struct MoeWeights {
+  int numExperts = 0, hidden = 0, intermediate = 0;
+  QuantConfig config;
+  std::vector<PackedMatrix> gate, up, down; ///< [I,H], [I,H], [H,I] each
+  std::size_t bytes() const;
+};
+
+/// Source pointers of one expert (HF layout: gate/up [I, H], down [H, I]).
+struct ExpertSource {
+  const void *gate = nullptr, *up = nullptr, *down = nullptr;
+};
+
+class ThreadPool;
+
+/// Pack all experts; uses `pool` (may be null) to parallelise packing.
+MoeWeights packMoe(const std::vector<ExpertSource> &experts, DType srcType,
+                   int hidden, int intermediate, const QuantConfig &cfg,
+                   ThreadPool *pool = nullptr);
+
+/// A simple fork-join pool of std::threads. run() hands out task indices
+/// [0, n) dynamically to the caller thread and the workers and returns when
+/// all are done. Concurrent run() calls from different threads are
+/// serialised; calling run() from inside a task deadlocks. fn must not throw.
+class ThreadPool {
+public:
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool &) = delete;
+  ThreadPool &operator=(const ThreadPool &) = delete;
+  int size() const { return threads_; }
+  /// fn(task, threadIndex) for every task in [0, n).
+  void run(int n, const std::function<void(int, int)> &fn);
+
+private:
+  struct State;
+  int threads_;
+  std::unique_ptr<State> state_;
+};
+
+struct MoeOptions {
+  KernelPath path = KernelPath::Auto;
+  /// Threads to use when `pool` is null (a process-wide pool of this size is
+  /// created on first use). Ignored when `pool` is given.
+  int threads = 1;
+  ThreadPool *pool = nullptr;
+};
+
+/// Inputs of one MoE call. `x` is [tokens, hidden] of `xType`; `ids` and
+/// `weights` are [tokens, topK] (ids < 0 skip the slot). `out` is
+/// [tokens, hidden] of `outType`; it is overwritten.
+struct MoeArgs {
+  int tokens = 0, topK = 0;
+  const void *x = nullptr;
+  DType xType = DType::F32;
+  const void *ids = nullptr;
+  IdType idType = IdType::I32;
+  const float *weights = nullptr;
+  void *out = nullptr;
+  DType outType = DType::F32;
+};
+
+/// Run the MoE operator. Throws std::invalid_argument for an expert id
+/// >= numExperts or a path the CPU cannot run.
+void moeForward(const MoeWeights &w, const MoeArgs &args,
+                const MoeOptions &opts = {});
+
+/// Floating-point work of one call: 2 * 3 * H * I per routed (token, expert).
+double moeFlops(const MoeWeights &w, const MoeArgs &args);
+/// Bytes one call reads: packed weights of every distinct routed expert plus
+/// the activations (x, ids, routing weights).
+double moeBytesRead(const MoeWeights &w, const MoeArgs &args);
+
+// bf16 helpers (round to nearest even).
+inline uint16_t f32ToBf16(float f) {
+  uint32_t u;
+  __builtin_memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) // NaN: keep it quiet
+    return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+inline float bf16ToF32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+
+} // namespace kt::kernels
+
+#endif // KT_RUNTIME_KERNELS_MOE_H

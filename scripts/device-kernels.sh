@@ -1,0 +1,104 @@
+#!/bin/bash
+# Builds the runtime (-DKT_BUILD_COMPILER=OFF) on the GPU machine and runs the
+# CPU kernel tests and benchmark there (its CPU has more cores and, unlike the
+# 2-core development machine, usually AVX512 / VNNI / AMX).
+#
+# The GPU machine's image has CMake and ninja but none of kt's C++ packages
+# and cannot fetch any, so they travel with the tree:
+#
+#   1. here (Debian 12 with scripts/install-deps.sh done), in the repo root:
+#        scripts/device-kernels.sh stage
+#        grep -qx '/.kt-deps/' .git/info/exclude || echo '/.kt-deps/' >> .git/info/exclude
+#      copies headers, libraries and CMake package files of GoogleTest,
+#      Google Benchmark, nlohmann-json, yaml-cpp and PCRE2 into .kt-deps/
+#      (~6 MB), a prefix that CMAKE_PREFIX_PATH can point at.
+#   2. device tool: run(command="scripts/device-kernels.sh run",
+#                       carry=[".kt-deps"], timeout_s=600)
+#      configures build-device/, builds KtKernelsTests and kt-bench-moe,
+#      runs both; logs, JSON and the CPU's flags land in $OUT (or
+#      build-device/out when OUT is unset).
+#
+# Checked so far only on the development machine (both steps, in a copy of
+# the tree: CMake found every package under .kt-deps/, tests and benchmark
+# ran); not yet on the GPU machine.
+#
+# Environment for `run`: KT_BENCH_MIN_TIME (default 0.2), KT_BENCH_FILTER
+# (default: all), JOBS (default: nproc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEPS=$PWD/.kt-deps
+MULTI=x86_64-linux-gnu
+
+stage() {
+  rm -rf "$DEPS"
+  mkdir -p "$DEPS/include" "$DEPS/lib/$MULTI/cmake" "$DEPS/share/cmake" "$DEPS/bin"
+  for h in gtest gmock benchmark yaml-cpp nlohmann pcre2.h; do
+    cp -a "/usr/include/$h" "$DEPS/include/"
+  done
+  for l in libgtest.a libgtest_main.a libgmock.a libgmock_main.a \
+           libbenchmark_main.a libyaml-cpp.a libpcre2-8.a; do
+    cp -a "/usr/lib/$MULTI/$l" "$DEPS/lib/$MULTI/"
+  done
+  cp -L "/usr/lib/$MULTI/libbenchmark.so.1.7.1" "$DEPS/lib/$MULTI/"
+  ln -sf libbenchmark.so.1.7.1 "$DEPS/lib/$MULTI/libbenchmark.so.1debian"
+  ln -sf libbenchmark.so.1.7.1 "$DEPS/lib/$MULTI/libbenchmark.so"
+  # Plain lib/ too, for a CMake that does not know the Debian multiarch dir.
+  for l in libyaml-cpp.a libpcre2-8.a; do
+    cp -a "/usr/lib/$MULTI/$l" "$DEPS/lib/"
+  done
+  cp -a "/usr/lib/$MULTI/cmake/GTest" "/usr/lib/$MULTI/cmake/benchmark" \
+        "$DEPS/lib/$MULTI/cmake/"
+  cp -a /usr/share/cmake/nlohmann_json "$DEPS/share/cmake/"
+  # FindPkgConfig is REQUIRED by cmake/KtDependencies.cmake but nothing is
+  # looked up through it; a stand-in for machines without pkg-config.
+  printf '#!/bin/sh\n[ "$1" = --version ] && echo 0.29.2 && exit 0\nexit 1\n' \
+    > "$DEPS/bin/pkg-config"
+  chmod +x "$DEPS/bin/pkg-config"
+  du -sh "$DEPS"
+}
+
+run() {
+  [ -d "$DEPS" ] || { echo "no .kt-deps: run 'scripts/device-kernels.sh stage' here and carry it" >&2; exit 2; }
+  local out=${OUT:-$PWD/build-device/out}
+  mkdir -p "$out"
+  local jobs=${JOBS:-$(nproc)}
+  {
+    echo "== $(date -u) on $(uname -n)"
+    grep -m1 'model name' /proc/cpuinfo || true
+    echo "cores: $(nproc)"
+    grep -o -w -E 'avx2|fma|avx512[a-z_0-9]*|amx[a-z_0-9]*|avx_vnni' /proc/cpuinfo | sort -u | tr '\n' ' '
+    echo
+  } | tee "$out/cpu.txt"
+  local pc=()
+  command -v pkg-config >/dev/null || pc=(-DPKG_CONFIG_EXECUTABLE="$DEPS/bin/pkg-config")
+  cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DKT_BUILD_COMPILER=OFF -DCMAKE_PREFIX_PATH="$DEPS" \
+    -DCMAKE_LIBRARY_ARCHITECTURE=$MULTI "${pc[@]}" 2>&1 | tee "$out/configure.log"
+  ninja -C build-device -j"$jobs" KtKernelsTests kt-bench-moe 2>&1 | tail -20 | tee "$out/build.log"
+  export LD_LIBRARY_PATH="$DEPS/lib/$MULTI${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  set +e
+  build-device/unittests/Kernels/KtKernelsTests 2>&1 | tee "$out/tests.log" | \
+    grep -E '^\[  (PASSED|FAILED|SKIPPED) |info|skipped:'
+  local trc=${PIPESTATUS[0]}
+  build-device/bench/kt-bench-moe --benchmark_format=json \
+    --benchmark_min_time="${KT_BENCH_MIN_TIME:-0.2}" \
+    ${KT_BENCH_FILTER:+--benchmark_filter="$KT_BENCH_FILTER"} \
+    > "$out/bench_moe.json" 2> "$out/bench_moe.err"
+  local brc=$?
+  set -e
+  python3 - "$out/bench_moe.json" <<'PY' || true
+import json, sys
+d = json.load(open(sys.argv[1]))
+for b in d["benchmarks"]:
+    c = {k: b[k] for k in ("GBps", "TFLOPS", "frac_of_ceiling") if k in b}
+    print(b["name"], " ".join(f"{k}={v:.4g}" for k, v in c.items()), b.get("label", ""))
+PY
+  echo "tests rc=$trc bench rc=$brc; files in $out"
+  [ "$trc" = 0 ] && [ "$brc" = 0 ]
+}
+
+case "${1:-}" in
+  stage) stage ;;
+  run) run ;;
+  *) echo "usage: $0 stage|run" >&2; exit 2 ;;
+esac

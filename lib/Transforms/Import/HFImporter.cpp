@@ -8,10 +8,6 @@
 using namespace mlir;
 using namespace mlir::kt;
 
-namespace mlir::kt {
-std::string transformersClassPrefix(::kt::ModelFamily f);
-} // namespace mlir::kt
-
 static bool isDeepseek(::kt::ModelFamily f) {
   return f == ::kt::ModelFamily::DeepseekV2 ||
          f == ::kt::ModelFamily::DeepseekV3;

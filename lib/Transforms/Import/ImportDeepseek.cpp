@@ -12,12 +12,6 @@
 using namespace mlir;
 using namespace mlir::kt;
 
-namespace mlir::kt {
-double yarnMscale(double scale, double m);
-Operation *buildRotary(ModelBuilder &mb, StringRef name, StringRef fullClass,
-                       Value positions, int64_t dim, bool interleaved);
-} // namespace mlir::kt
-
 namespace {
 class DeepseekImporter {
 public:

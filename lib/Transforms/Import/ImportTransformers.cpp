@@ -13,11 +13,6 @@
 using namespace mlir;
 using namespace mlir::kt;
 
-namespace mlir::kt {
-Operation *buildRotary(ModelBuilder &mb, StringRef name, StringRef fullClass,
-                       Value positions, int64_t dim, bool interleaved);
-} // namespace mlir::kt
-
 namespace {
 using ::kt::ModelFamily;
 

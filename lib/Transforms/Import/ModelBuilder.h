@@ -89,6 +89,15 @@ private:
   std::string classPrefix;
 };
 
+/// DeepSeek's yarn_get_mscale: 0.1 * m * ln(scale) + 1 for scale > 1.
+double yarnMscale(double scale, double m);
+/// A kt.rotary module from the config's rope parameters.
+Operation *buildRotary(ModelBuilder &mb, llvm::StringRef name,
+                       llvm::StringRef fullClass, Value positions, int64_t dim,
+                       bool interleaved);
+/// "transformers.models.<m>.modeling_<m>." for a transformers family.
+std::string transformersClassPrefix(::kt::ModelFamily f);
+
 /// Per-family builders: each builds the root module op (the ForCausalLM,
 /// taking token ids and positions, returning logits) at the insertion point.
 void buildDeepseek(ModelBuilder &mb);

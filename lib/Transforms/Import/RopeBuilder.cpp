@@ -7,7 +7,6 @@ using namespace mlir;
 using namespace mlir::kt;
 
 namespace mlir::kt {
-/// DeepSeek's yarn_get_mscale: 0.1 * m * ln(scale) + 1 for scale > 1.
 double yarnMscale(double scale, double m) {
   if (scale <= 1)
     return 1.0;

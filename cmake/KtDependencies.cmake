@@ -24,6 +24,28 @@ set_target_properties(kt::pcre2 PROPERTIES IMPORTED_LOCATION ${KT_PCRE2_LIB}
   INTERFACE_INCLUDE_DIRECTORIES ${KT_PCRE2_INCLUDE}
   INTERFACE_COMPILE_DEFINITIONS PCRE2_CODE_UNIT_WIDTH=8)
 
+# utf8proc: Unicode normalisation (NFC/NFD/NFKC/NFKD) for the tokenizer.
+find_path(KT_UTF8PROC_INCLUDE utf8proc.h REQUIRED)
+find_library(KT_UTF8PROC_LIB NAMES libutf8proc${KT_LIB_SUFFIX} utf8proc REQUIRED)
+add_library(kt::utf8proc UNKNOWN IMPORTED)
+set_target_properties(kt::utf8proc PROPERTIES IMPORTED_LOCATION ${KT_UTF8PROC_LIB}
+  INTERFACE_INCLUDE_DIRECTORIES ${KT_UTF8PROC_INCLUDE})
+
+# hwloc (optional): NUMA-aware host memory and pinned threads. Debian's
+# static libhwloc.a calls libudev, which has no static archive; the runtime
+# then supplies inert udev stand-ins (lib/Runtime/Exec/UdevStubs.c).
+find_path(KT_HWLOC_INCLUDE hwloc.h)
+find_library(KT_HWLOC_LIB NAMES libhwloc${KT_LIB_SUFFIX} hwloc)
+if(KT_HWLOC_INCLUDE AND KT_HWLOC_LIB)
+  add_library(kt::hwloc UNKNOWN IMPORTED)
+  set_target_properties(kt::hwloc PROPERTIES IMPORTED_LOCATION ${KT_HWLOC_LIB}
+    INTERFACE_INCLUDE_DIRECTORIES ${KT_HWLOC_INCLUDE}
+    INTERFACE_COMPILE_DEFINITIONS KT_HAVE_HWLOC=1)
+  if(KT_HWLOC_LIB MATCHES "\\.a$")
+    set(KT_HWLOC_STATIC ON)
+  endif()
+endif()
+
 if(KT_BUILD_COMPILER)
   set(KT_LLVM_PREFIX /usr/lib/llvm-19 CACHE PATH "Prefix of LLVM/MLIR 19")
   # The version file matches major.minor, so ask for 19.1 (docs/building.md).

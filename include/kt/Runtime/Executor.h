@@ -1,0 +1,87 @@
+//===- Executor.h - runs a Plan on the CPU ---------------------*- C++ -*-===//
+//
+// Model = a Plan + its weights (mmap'd, converted or packed once at load) +
+// per-layer caches. forward() runs the plan's ops in order for a batch of
+// new tokens that continue the cached sequence:
+//
+//   auto model = Model::load(plan, opts);          // checks every weight
+//   auto logits = model->forward(promptIds, true);  // prefill, all rows
+//   auto next = model->forward({id}, false);        // decode, last row
+//
+// Prefill (more than one new token, or the first call) runs each op on its
+// prefill device, decode on its generate device. This runtime executes CPU
+// ops; a plan that puts an op on a cuda device is refused at load with an
+// error naming the op.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KT_RUNTIME_EXECUTOR_H
+#define KT_RUNTIME_EXECUTOR_H
+
+#include "kt/Runtime/ModelConfig.h"
+#include "kt/Runtime/Plan.h"
+#include "kt/Runtime/Tensor.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kt {
+
+/// Storage precision of the large matrices.
+enum class ComputeType {
+  F32,  ///< weights as the checkpoint has them (f32/bf16/f16 read as is)
+  BF16, ///< linear, embedding, lm_head and expert weights held in bf16
+};
+
+struct ExecOptions {
+  ComputeType dtype = ComputeType::F32;
+  int threads = 0;        ///< 0: one per core
+  int64_t maxContext = 0; ///< 0: the model's max_position_embeddings
+  std::string modelDir;   ///< "" = plan.source
+};
+
+/// Wall time and token counts of the calls so far.
+struct ExecStats {
+  double prefillSeconds = 0, decodeSeconds = 0;
+  int64_t prefillTokens = 0, decodeTokens = 0;
+};
+
+class Model {
+public:
+  static Result<std::unique_ptr<Model>> load(const Plan &plan,
+                                             const ExecOptions &opts);
+  ~Model();
+
+  /// Runs `tokens` at positions position() ... and appends them to the
+  /// caches. Returns logits [tokens, vocab] when allLogits, else [1, vocab]
+  /// for the last token. Errors (context full, token id out of range) leave
+  /// the caches unchanged.
+  Result<std::vector<float>> forward(const std::vector<int64_t> &tokens,
+                                     bool allLogits);
+  /// Forgets the cached sequence.
+  void reset();
+  /// Keeps the first `position` cached positions (a shared prompt prefix);
+  /// ignored unless 0 <= position <= position().
+  void rewind(int64_t position);
+
+  int64_t position() const;
+  int64_t contextLength() const;
+  int64_t vocabSize() const;
+  const ModelConfig &config() const;
+  const ExecStats &stats() const;
+  /// Bytes of weights and caches held (mmap'd views count as weights).
+  uint64_t residentBytes() const;
+  int threads() const;
+
+  struct Impl;
+
+private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace kt
+
+#endif // KT_RUNTIME_EXECUTOR_H

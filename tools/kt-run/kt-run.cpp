@@ -1,0 +1,257 @@
+//===- kt-run.cpp - run a Hugging Face model with kt ---------------------===//
+//
+// kt-run --model DIR [--rules R.yaml] (--prompt TEXT | --prompt-ids ... |
+// --chat) ...: compiles the model directory (import, rules, placement,
+// lowering to a plan) and runs the plan on the CPU. docs/kt-run.md.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Generate.h"
+#include "Npy.h"
+#include "Options.h"
+
+#include "kt/Runtime/ModelConfig.h"
+#include "kt/Transforms/Compile.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <unistd.h>
+
+using namespace ktrun;
+namespace fs = std::filesystem;
+
+static int fail(const std::string &msg) {
+  std::fprintf(stderr, "kt-run: error: %s\n", msg.c_str());
+  return 1;
+}
+
+/// The CPU rule file kt ships for a family ("" for dense models, which need
+/// none).
+static std::string cpuRuleFile(kt::ModelFamily f) {
+  switch (f) {
+  case kt::ModelFamily::DeepseekV2:
+    return "deepseek-v2-lite-cpu.yaml";
+  case kt::ModelFamily::DeepseekV3:
+    return "deepseek-v3-cpu.yaml";
+  case kt::ModelFamily::Qwen2Moe:
+  case kt::ModelFamily::Qwen3Moe:
+    return "qwen3-moe-cpu.yaml";
+  case kt::ModelFamily::Mixtral:
+    return "mixtral-cpu.yaml";
+  default:
+    return "";
+  }
+}
+
+/// kt's rules/ directory: $KT_RULES_DIR, next to the executable
+/// (../share/kt/rules), or the source tree it was built from.
+static std::string rulesDir() {
+  if (const char *env = std::getenv("KT_RULES_DIR"))
+    return env;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (fs::path p : {exe.parent_path() / "rules",
+                       exe.parent_path().parent_path() / "share/kt/rules"})
+      if (fs::is_directory(p, ec))
+        return p.string();
+  }
+  return KT_SOURCE_RULES_DIR;
+}
+
+static kt::Result<kt::ModelConfig> readConfig(const std::string &dir) {
+  std::ifstream in(dir + "/config.json");
+  if (!in)
+    return kt::Error{dir + "/config.json: cannot open (is --model a Hugging "
+                           "Face model directory?)"};
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded())
+    return kt::Error{dir + "/config.json: not valid JSON"};
+  return kt::parseModelConfig(j, dir + "/config.json");
+}
+
+static kt::Result<kt::Plan> obtainPlan(const RunOptions &o,
+                                       const kt::ModelConfig &cfg,
+                                       std::string &cpuRules) {
+  std::string rf = cpuRuleFile(cfg.family);
+  cpuRules = rf.empty() ? "" : rulesDir() + "/" + rf;
+  if (!o.planFile.empty()) {
+    std::ifstream in(o.planFile);
+    if (!in)
+      return kt::Error{o.planFile + ": cannot open"};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return kt::parsePlan(ss.str(), o.planFile);
+  }
+  kt::CompileOptions co;
+  co.modelDir = o.model;
+  co.rulesPath = o.rules.empty() ? cpuRules : o.rules;
+  co.defaultDevice = "cpu";
+  kt::CompileResult cr = kt::compileModel(co);
+  if (!cr.plan) {
+    std::string d = cr.diagnostics;
+    while (!d.empty() && d.back() == '\n')
+      d.pop_back();
+    return kt::Error{"cannot compile " + o.model + ":\n" + d};
+  }
+  if (!cr.diagnostics.empty())
+    std::fputs(cr.diagnostics.c_str(), stderr);
+  return std::move(*cr.plan);
+}
+
+static void report(const kt::Model &m, bool quiet) {
+  if (quiet)
+    return;
+  const auto &s = m.stats();
+  auto rate = [](int64_t n, double t) { return t > 0 ? n / t : 0.0; };
+  std::fprintf(stderr,
+               "\nkt-run: prefill %lld tokens in %.3f s (%.1f tok/s), decode "
+               "%lld tokens in %.3f s (%.1f tok/s), %d threads\n",
+               static_cast<long long>(s.prefillTokens), s.prefillSeconds,
+               rate(s.prefillTokens, s.prefillSeconds),
+               static_cast<long long>(s.decodeTokens), s.decodeSeconds,
+               rate(s.decodeTokens, s.decodeSeconds), m.threads());
+}
+
+static void printIds(const std::vector<int64_t> &ids) {
+  std::string line;
+  for (size_t i = 0; i < ids.size(); ++i)
+    line += (i ? " " : "") + std::to_string(ids[i]);
+  std::printf("%s\n", line.c_str());
+}
+
+static int chatLoop(kt::Model &model, const kt::Tokenizer &tok,
+                    const RunOptions &o, const std::set<int64_t> &eos) {
+  std::vector<kt::ChatMessage> msgs;
+  if (!o.system.empty())
+    msgs.push_back({"system", o.system});
+  std::vector<int64_t> cached; // ids whose keys/values the model holds
+  bool interactive = !o.prompt;
+  std::string line;
+  while (true) {
+    if (interactive) {
+      if (isatty(STDIN_FILENO))
+        std::fputs("> ", stderr);
+      if (!std::getline(std::cin, line))
+        break;
+      if (line.empty())
+        continue;
+    } else {
+      line = *o.prompt;
+    }
+    msgs.push_back({"user", line});
+    auto text = tok.applyChatTemplate(msgs, true);
+    if (!text.ok())
+      return fail(text.error().message);
+    std::vector<int64_t> ids = tok.encode(*text, false);
+    size_t common = 0;
+    while (common < cached.size() && common < ids.size() &&
+           cached[common] == ids[common])
+      ++common;
+    auto g = generate(model, &tok, o, eos, ids, static_cast<int64_t>(common),
+                      o.printIds ? nullptr : stdout, nullptr);
+    if (!g.ok())
+      return fail(g.error().message);
+    if (o.printIds)
+      printIds(g->ids);
+    else
+      std::printf("\n");
+    std::fflush(stdout);
+    cached = ids;
+    if (!g->ids.empty())
+      cached.insert(cached.end(), g->ids.begin(), g->ids.end() - 1);
+    msgs.push_back({"assistant", g->text});
+    if (!interactive)
+      break;
+  }
+  report(model, o.quiet);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  RunOptions o;
+  bool help = false;
+  if (auto err = parseOptions(argc, argv, o, help)) {
+    std::fprintf(stderr, "kt-run: error: %s\n%s", err->c_str(), kUsage);
+    return 2;
+  }
+  if (help) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  std::optional<kt::Tokenizer> tok;
+  bool needTok = o.prompt || o.tokenize || o.chat;
+  if (needTok || fs::exists(o.model + "/tokenizer.json")) {
+    auto t = kt::Tokenizer::load(o.model);
+    if (!t.ok()) {
+      if (needTok)
+        return fail(t.error().message);
+      std::fprintf(stderr, "kt-run: warning: %s; printing ids only\n",
+                   t.error().message.c_str());
+    } else {
+      tok = std::move(*t);
+    }
+  }
+  if (o.tokenize) {
+    std::vector<int64_t> ids = tok->encode(*o.tokenize, true);
+    std::printf("%s\n", nlohmann::json(ids).dump().c_str());
+    return 0;
+  }
+  auto cfg = readConfig(o.model);
+  if (!cfg.ok())
+    return fail(cfg.error().message);
+  std::string cpuRules;
+  auto plan = obtainPlan(o, *cfg, cpuRules);
+  if (!plan.ok())
+    return fail(plan.error().message);
+  kt::ExecOptions eo;
+  eo.dtype = o.dtype;
+  eo.threads = o.threads;
+  eo.maxContext = o.context;
+  eo.modelDir = o.model;
+  auto model = kt::Model::load(*plan, eo);
+  if (!model.ok()) {
+    std::string msg = model.error().message;
+    if (msg.find("cuda") != std::string::npos)
+      msg += cpuRules.empty()
+                 ? " (run without --rules to keep everything on the CPU)"
+                 : " (use the CPU rule file: --rules " + cpuRules +
+                       ", or omit --rules)";
+    return fail(msg);
+  }
+  std::set<int64_t> eos = eosIds(**model, tok ? &*tok : nullptr, o.model);
+  if (o.chat)
+    return chatLoop(**model, *tok, o, eos);
+  std::vector<int64_t> prompt =
+      o.promptIds ? *o.promptIds : tok->encode(*o.prompt, true);
+  if (prompt.empty())
+    return fail("the prompt is empty after tokenization");
+  if (static_cast<int64_t>(prompt.size()) > (*model)->contextLength())
+    return fail("the prompt has " + std::to_string(prompt.size()) +
+                " tokens, more than the context length " +
+                std::to_string((*model)->contextLength()) +
+                " (see --context)");
+  std::vector<float> logits;
+  bool text = !o.printIds && tok;
+  auto g = generate(**model, tok ? &*tok : nullptr, o, eos, prompt, 0,
+                    text ? stdout : nullptr,
+                    o.dumpLogits.empty() ? nullptr : &logits);
+  if (!g.ok())
+    return fail(g.error().message);
+  if (!o.dumpLogits.empty()) {
+    if (auto err = writeNpyF32(o.dumpLogits, logits,
+                               static_cast<int64_t>(prompt.size()),
+                               (*model)->vocabSize()))
+      return fail(*err);
+  }
+  if (o.printIds)
+    printIds(g->ids);
+  else if (text)
+    std::printf("\n");
+  std::fflush(stdout);
+  report(**model, o.quiet);
+  return 0;
+}

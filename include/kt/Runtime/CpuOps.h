@@ -89,6 +89,11 @@ struct RopeParams {
   double betaFast = 32, betaSlow = 1;
   double mscale = 1, mscaleAllDim = 0;
   double lowFreqFactor = 1, highFreqFactor = 4;
+  /// yarn: an explicit `attention_factor` from rope_parameters; 0 = derive
+  /// it from factor / mscale / mscale_all_dim as Hugging Face does.
+  double attentionFactor = 0;
+  /// yarn: HF's `truncate` (default true): floor/ceil the correction range.
+  bool truncate = true;
 };
 
 /// cos and sin [tokens, dim] for `positions`, laid out as Hugging Face
@@ -124,6 +129,9 @@ struct AttentionParams {
   double scale = 0;
   bool interleaved = false;
   int64_t slidingWindow = 0; ///< 0 = none
+  /// New positions in this call (the T of q/k/v below); the signature has
+  /// no other place for it. 0 does nothing.
+  int64_t tokens = 0;
 };
 
 /// Causal GQA attention for `tokens` new positions cache.length ..
@@ -152,6 +160,9 @@ struct MlaParams {
   /// kvB · latent (plain). true: q_nope is folded through W_UK into the
   /// latent space and the output through W_UV (matrix absorption).
   bool absorb = false;
+  /// New positions in this call (the T of q/latent/kPe below). 0 does
+  /// nothing.
+  int64_t tokens = 0;
 };
 
 /// DeepSeek MLA for new positions cache.length ... q [T, H*(nope+rope)]

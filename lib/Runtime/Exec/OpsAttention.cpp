@@ -37,6 +37,7 @@ public:
     const Value &q = v[op.inputs[0]];
     Value &out = v[op.outputs[0]];
     out.shapeF32(q.rows, params.numHeads * params.headDim);
+    params.tokens = q.rows;
     cpu::attention(params, q.f.data(), v[op.inputs[1]].f.data(),
                    v[op.inputs[2]].f.data(), v[op.inputs[3]].f.data(),
                    v[op.inputs[4]].f.data(), cache, out.f.data(), ctx.pool);
@@ -65,6 +66,7 @@ public:
     const Value &q = v[op.inputs[0]];
     Value &out = v[op.outputs[0]];
     out.shapeF32(q.rows, params.numHeads * params.vHeadDim);
+    params.tokens = q.rows;
     cpu::mla(params, q.f.data(), v[op.inputs[1]].f.data(),
              v[op.inputs[2]].f.data(), v[op.inputs[3]].f.data(),
              v[op.inputs[4]].f.data(), kvB.view, cache, out.f.data(),

@@ -1,19 +1,20 @@
 //===- kt-opt.cpp - import, inject, place, report -------------------------===//
 //
 // kt-opt <model-dir | file.mlir> [--rules R.yaml] [--placement-report=FILE]
-//        [--memory-report=FILE] [--default-device=DEV] [-o FILE]
+//        [--memory-report=FILE] [--plan=FILE] [--default-device=DEV]
+//        [-o FILE]
 //
 // A model directory is imported into the kt dialect first. With --rules the
-// pipeline is kt-inject, kt-place and the requested reports; any other
+// pipeline is kt-inject, kt-place, the requested reports and, with --plan,
+// the lowering to the runtime's plan (kt-lower-plan); any other
 // mlir-opt option (a pass pipeline, -split-input-file,
 // -verify-diagnostics, ...) works on .mlir inputs. Nothing is written when
 // anything fails.
 //
 //===----------------------------------------------------------------------===//
 #include "kt/Dialect/KtDialect.h"
-#include "kt/Transforms/Import.h"
+#include "kt/Transforms/Compile.h"
 #include "kt/Transforms/Passes.h"
-#include "kt/Transforms/Rules.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Diagnostics.h"
@@ -43,6 +44,11 @@ static llvm::cl::opt<std::string> memoryReport(
     llvm::cl::desc("Write weight bytes per device ('-' = stdout)"),
     llvm::cl::value_desc("file"), llvm::cl::ValueOptional,
     llvm::cl::cat(ktCategory));
+static llvm::cl::opt<std::string> planFile(
+    "plan",
+    llvm::cl::desc("Lower the placed module to the runtime's plan and write "
+                   "it as JSON ('-' = stdout)"),
+    llvm::cl::value_desc("file"), llvm::cl::cat(ktCategory));
 static llvm::cl::opt<std::string> defaultDevice(
     "default-device",
     llvm::cl::desc("Device of the root module when no rule places it "
@@ -57,7 +63,7 @@ static LogicalResult addKtPipeline(PassManager &pm) {
   if (!rulesFile.empty())
     pm.addPass(mlir::kt::createInjectRules({rulesFile}));
   bool wantsPlacement = !rulesFile.empty() || !placementReport.empty() ||
-                        memoryReport.getNumOccurrences();
+                        memoryReport.getNumOccurrences() || !planFile.empty();
   if (wantsPlacement && !noPlace)
     pm.addPass(mlir::kt::createPlaceDevices({defaultDevice}));
   if (!placementReport.empty())
@@ -65,19 +71,15 @@ static LogicalResult addKtPipeline(PassManager &pm) {
   if (memoryReport.getNumOccurrences())
     pm.addPass(mlir::kt::createMemoryReport(
         {memoryReport.empty() ? std::string("-") : memoryReport.getValue()}));
+  // Last: the plan is written only when everything before succeeded.
+  if (!planFile.empty())
+    pm.addPass(mlir::kt::createLowerToPlan({planFile}));
   return success();
 }
 
 /// Fails early, before importing a large model, when the rules are bad.
 static bool checkRules() {
-  if (rulesFile.empty())
-    return true;
-  auto parsed = ::kt::rules::RuleSet::parseFile(rulesFile);
-  if (auto *d = std::get_if<::kt::rules::Diagnostic>(&parsed)) {
-    llvm::errs() << d->str() << "\n";
-    return false;
-  }
-  return true;
+  return rulesFile.empty() || ::kt::checkRulesFile(rulesFile, llvm::errs());
 }
 
 static int runOnModelDirectory(const std::string &dir,
@@ -89,21 +91,12 @@ static int runOnModelDirectory(const std::string &dir,
   // Print warnings and remarks too (the default handler shows only errors).
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx);
-  mlir::kt::ImportResult imported = mlir::kt::importModelDirectory(&ctx, dir);
-  if (!imported.module) {
-    for (const std::string &e : imported.errors)
-      llvm::errs() << dir << ": error: " << e << "\n";
+  OwningOpRef<ModuleOp> module = ::kt::importModel(&ctx, dir, llvm::errs());
+  if (!module)
     return 1;
-  }
-  if (!imported.extraTensors.empty()) {
-    llvm::errs() << dir << ": note: " << imported.extraTensors.size()
-                 << " checkpoint tensor(s) not used by the model, e.g. '"
-                 << imported.extraTensors.front()
-                 << "' (listed in the kt.extra_tensors attribute)\n";
-  }
   PassManager pm(&ctx);
   if (failed(applyPassManagerCLOptions(pm)) ||
-      failed(config.setupPassPipeline(pm)) || failed(pm.run(*imported.module)))
+      failed(config.setupPassPipeline(pm)) || failed(pm.run(*module)))
     return 1;
   std::string error;
   auto out = openOutputFile(outputFile, &error);
@@ -111,7 +104,7 @@ static int runOnModelDirectory(const std::string &dir,
     llvm::errs() << error << "\n";
     return 1;
   }
-  imported.module->print(out->os());
+  module->print(out->os());
   out->os() << "\n";
   out->keep();
   return 0;

@@ -73,4 +73,41 @@ def MemoryReport : Pass<"kt-memory-report", "::mlir::ModuleOp"> {
   ];
 }
 
+def LowerToPlan : Pass<"kt-lower-plan", "::mlir::ModuleOp"> {
+  let summary = "Flatten the placed module tree into the runtime's plan (JSON)";
+  let description = [{
+    Lowers the module after kt-inject and kt-place to a `kt::Plan`
+    (include/kt/Runtime/Plan.h, docs/plan.md): the ops the runtime executes,
+    in execution order, with numbered values. The root `kt.module`'s block
+    arguments are the token ids and positions; what it yields are the
+    logits.
+
+    Containers (`kt.module`, `kt.mla`) disappear: their block arguments
+    stand for their operands and their results for what their `kt.yield`
+    returns. A `kt.experts` that no rule replaced becomes one `experts` op
+    whose per-expert gate/up/down weights are gathered from its children
+    (or its fused weights). Every other op becomes a plan op: its kind (the
+    op name without `kt.`), module name and class, devices (compute ops take
+    their enclosing module's; a transfer its source and destination per
+    phase), kernel (`cpu.<kind>`, `cuda.<kind>`,
+    `cpu.experts.<backend|reference>`, `transfer`), `#kt.weight`
+    attributes by role, weight arrays (`gate_proj`, `up_proj`, `down_proj`),
+    and the scalar attributes, rule kwargs flattened in.
+
+    `kt.mla_core` takes the `kv_b_proj` linear that produces its `kv`
+    operand as its `kv_b` weight and drops the `kv` input (its inputs are q,
+    latent, k_pe, cos, sin); the linear goes when nothing else uses it.
+    `absorb` is the enclosing `kt.mla`'s (false outside one). The plan also
+    records the generate-phase weight bytes per device.
+
+    Anything the runtime could not execute (an unknown op, a value that is
+    not a [rows, cols] f32 or i64 tensor, an unplaced op) is an error at its
+    location. `file` "-" writes the JSON to stdout; nothing is written on
+    failure.
+  }];
+  let options = [
+    Option<"outputFile", "file", "std::string", "\"-\"", "Output file">,
+  ];
+}
+
 #endif // KT_TRANSFORMS_PASSES_TD

@@ -5,12 +5,24 @@
 // spreads 512 tokens over every expert) and 4 layers used in rotation, so
 // each iteration reads weights that are not in cache (4 layers >> L3).
 //
-// Names: moe/<bf16|int8|int4>/tokens:N. Counters:
+// Names: moe/<method>/tokens:N with method
+//   bf16, int8, int4   the best row-kernel path (AVX512 / VNNI, else AVX2)
+//   avx512bf16         BF16 weights, vdpbf16ps on bf16 activations
+//   amx_int8, amx_bf16 KernelPath::AMX (AMX tiles for experts with >=
+//                      kAmxMinTokensInt8 / Bf16 tokens, VNNI /
+//                      AVX512-BF16 below)
+// qwen3_30b_a3b/<method>/tokens:N: the same shape with the model's 128
+// experts (one layer, 1.2 GB in BF16: not cache resident either).
+// threshold/<int8|bf16>/<rows|amx>/per_expert:N: N tokens, all routed to the
+// same 8 experts, with the row kernels or with AMX tiles forced; the
+// crossing point gives kAmxMinTokensInt8 / kAmxMinTokensBf16.
+// Counters:
 //   GBps      bytes of packed weights (routed experts) + activations / s
 //   TFLOPS    6 * H * I * routed pairs / s (int8: integer ops, same count)
 //   frac_of_ceiling  roofline fraction: max(bytes / read_bw, flops / peak)
 //                    / measured time, with read_bw and peak (fp32 FMA for
-//                    bf16/int4, the int8 dot unit for int8) measured by the
+//                    bf16/int4, VNNI for int8, vdpbf16ps for avx512bf16,
+//                    tdpbssd / tdpbf16ps for amx_*) measured by the
 //                    ceiling/* benchmarks of this program.
 // Threads: all hardware threads (KT_BENCH_THREADS overrides).
 //
@@ -29,6 +41,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <tuple>
 #include <string>
 #include <thread>
 #include <vector>
@@ -113,6 +126,7 @@ double measureReadBw() {
 }
 
 constexpr long kPeakIters = 10'000'000;
+constexpr long kAmxPeakIters = 1'000'000;
 
 __attribute__((target("avx2,fma"))) float fmaLoopAvx2() {
   __m256 a[10];
@@ -169,9 +183,68 @@ __attribute__((target("avx512f,avx512vnni"))) int vnniLoop() {
   return _mm512_reduce_add_epi32(s);
 }
 
+// AVX512-BF16: vdpbf16ps on zmm (32 bf16 pairs, 64 flops).
+__attribute__((target("avx512f,avx512bf16"))) float dpbf16Loop() {
+  __m512 a[10];
+  for (int i = 0; i < 10; ++i)
+    a[i] = _mm512_set1_ps(i);
+  const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80); // 1.0
+  const __m512bh w = (__m512bh)_mm512_set1_epi16(0x3c00); // 2^-7
+  for (long it = 0; it < kPeakIters; ++it)
+    for (int i = 0; i < 10; ++i)
+      a[i] = _mm512_dpbf16_ps(a[i], x, w);
+  __m512 s = a[0];
+  for (int i = 1; i < 10; ++i)
+    s = _mm512_add_ps(s, a[i]);
+  return _mm512_reduce_add_ps(s);
+}
+
+// AMX: 4 independent C tiles (tmm0-3) fed from register tiles tmm4-7 (no
+// loads in the loop): tdpbssd does 16 x 16 x 64 multiply-adds, tdpbf16ps
+// 16 x 16 x 32. The configuration is the one the kernels use (8 tiles of
+// 16 x 64 bytes); it is left loaded (the kernels' threads keep theirs).
+struct alignas(64) AmxConfig {
+  uint8_t palette = 1, startRow = 0, reserved[14] = {};
+  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+};
+template <bool Int8> int amxLoop() {
+  static const AmxConfig cfg;
+  // Non-zero data (bf16 1.0; as int8: -128, 63), in case zeros were cheaper.
+  alignas(64) uint16_t src[16 * 32];
+  std::fill(std::begin(src), std::end(src), uint16_t(0x3f80));
+  __asm__ volatile("ldtilecfg %0" ::"m"(cfg) : "memory");
+  __asm__ volatile("tilezero %%tmm0\n\ttilezero %%tmm1\n\ttilezero "
+                   "%%tmm2\n\ttilezero %%tmm3" ::);
+  __asm__ volatile( // tmm4-7 from src (stride 64)
+"tileloadd (%0,%1,1), %%tmm4\n\t"
+                     "tileloadd (%0,%1,1), %%tmm5\n\t"
+                     "tileloadd (%0,%1,1), %%tmm6\n\t"
+                     "tileloadd (%0,%1,1), %%tmm7" ::"r"(src),
+                     "r"(64L)
+                     : "memory");
+  for (long it = 0; it < kAmxPeakIters; ++it) {
+    if constexpr (Int8)
+      __asm__ volatile("tdpbssd %%tmm6, %%tmm4, %%tmm0\n\t"
+                       "tdpbssd %%tmm7, %%tmm4, %%tmm1\n\t"
+                       "tdpbssd %%tmm6, %%tmm5, %%tmm2\n\t"
+                       "tdpbssd %%tmm7, %%tmm5, %%tmm3" ::);
+    else
+      __asm__ volatile("tdpbf16ps %%tmm6, %%tmm4, %%tmm0\n\t"
+                       "tdpbf16ps %%tmm7, %%tmm4, %%tmm1\n\t"
+                       "tdpbf16ps %%tmm6, %%tmm5, %%tmm2\n\t"
+                       "tdpbf16ps %%tmm7, %%tmm5, %%tmm3" ::);
+  }
+  alignas(64) int32_t out[16 * 16];
+  __asm__ volatile("tilestored %%tmm0, (%0,%1,1)" ::"r"(out), "r"(64L)
+                   : "memory");
+  return out[0];
+}
+
 /// Runs `loop` on every thread; returns tera-ops/s with `opsPerIter`
 /// operations (2 per multiply-add) per inner iteration.
-template <class Loop> double peakOf(Loop loop, double opsPerIter) {
+template <class Loop>
+double peakOf(Loop loop, double opsPerIter, long iters = kPeakIters) {
   ThreadPool &tp = pool();
   std::atomic<long> sink{0};
   double best = 0;
@@ -179,14 +252,14 @@ template <class Loop> double peakOf(Loop loop, double opsPerIter) {
     auto t0 = std::chrono::steady_clock::now();
     tp.run(tp.size(), [&](int, int) { sink += static_cast<long>(loop()); });
     double t = seconds(t0, std::chrono::steady_clock::now());
-    best = std::max(best, opsPerIter * kPeakIters * tp.size() / t / 1e12);
+    best = std::max(best, opsPerIter * iters * tp.size() / t / 1e12);
   }
   benchmark::DoNotOptimize(sink.load());
   return best;
 }
 
 struct Peaks {
-  double fma = 0, int8 = 0;
+  double fma = 0, int8 = 0, dpbf16 = 0, amxInt8 = 0, amxBf16 = 0;
   const char *fmaUnit = "", *int8Unit = "";
 };
 const Peaks &peaks() {
@@ -207,6 +280,12 @@ const Peaks &peaks() {
       r.int8 = peakOf(madLoopAvx2, 10 * 16 * 2);
       r.int8Unit = "avx2 vpmaddwd (no VNNI on this CPU)";
     }
+    if (pathSupported(KernelPath::AVX512BF16, WeightFormat::BF16))
+      r.dpbf16 = peakOf(dpbf16Loop, 10 * 32 * 2);
+    if (pathSupported(KernelPath::AMX, WeightFormat::INT8))
+      r.amxInt8 = peakOf(amxLoop<true>, 4 * 16 * 16 * 64 * 2, kAmxPeakIters);
+    if (pathSupported(KernelPath::AMX, WeightFormat::BF16))
+      r.amxBf16 = peakOf(amxLoop<false>, 4 * 16 * 16 * 32 * 2, kAmxPeakIters);
     return r;
   }();
   return p;
@@ -217,15 +296,55 @@ const Peaks &peaks() {
 //===----------------------------------------------------------------------===//
 
 QuantConfig configOf(WeightFormat f) {
-  return {f, 64, false}; // INT4: group 64, symmetric
+  return {f, 64, false}; // INT4: group 64, symmetric; tile layout if AMX
+}
+
+struct Method {
+  const char *name;
+  WeightFormat format;
+  KernelPath path; // Auto: the best row-kernel path (AVX512, else AVX2)
+};
+const Method kMethods[] = {
+    {"bf16", WeightFormat::BF16, KernelPath::Auto},
+    {"int8", WeightFormat::INT8, KernelPath::Auto},
+    {"int4", WeightFormat::INT4, KernelPath::Auto},
+    {"avx512bf16", WeightFormat::BF16, KernelPath::AVX512BF16},
+    {"amx_int8", WeightFormat::INT8, KernelPath::AMX},
+    {"amx_bf16", WeightFormat::BF16, KernelPath::AMX},
+};
+
+KernelPath resolve(const Method &m) {
+  if (m.path != KernelPath::Auto)
+    return m.path;
+  return pathSupported(KernelPath::AVX512, m.format) ? KernelPath::AVX512
+         : pathSupported(KernelPath::AVX2, m.format) ? KernelPath::AVX2
+                                                     : KernelPath::Scalar;
+}
+
+/// The compute ceiling (Tops/s) of the unit `path` uses for `f`.
+double peakFor(WeightFormat f, KernelPath path, const char **unit) {
+  const Peaks &pk = peaks();
+  if (path == KernelPath::AMX) {
+    *unit = f == WeightFormat::INT8 ? "amx tdpbssd" : "amx tdpbf16ps";
+    return f == WeightFormat::INT8 ? pk.amxInt8 : pk.amxBf16;
+  }
+  if (path == KernelPath::AVX512BF16 && f == WeightFormat::BF16) {
+    *unit = "avx512 vdpbf16ps";
+    return pk.dpbf16;
+  }
+  *unit = f == WeightFormat::INT8 ? pk.int8Unit : pk.fmaUnit;
+  return f == WeightFormat::INT8 ? pk.int8 : pk.fma;
 }
 
 /// kLayers layers of kExperts experts; kUnique experts are packed from
 /// random bf16 data and copied into the rest (content does not change the
 /// speed; distinct memory does).
-const std::vector<MoeWeights> &layers(WeightFormat f) {
-  static std::map<WeightFormat, std::vector<MoeWeights>> cache;
-  auto it = cache.find(f);
+const std::vector<MoeWeights> &layers(WeightFormat f, int numExperts = kExperts,
+                                      int numLayers = kLayers) {
+  static std::map<std::tuple<WeightFormat, int, int>, std::vector<MoeWeights>>
+      cache;
+  const auto key = std::make_tuple(f, numExperts, numLayers);
+  auto it = cache.find(key);
   if (it != cache.end())
     return it->second;
   static std::vector<uint16_t> src = [] {
@@ -242,19 +361,19 @@ const std::vector<MoeWeights> &layers(WeightFormat f) {
   for (int e = 0; e < kUnique; ++e)
     es[e] = {&src[(3 * e) * m], &src[(3 * e + 1) * m], &src[(3 * e + 2) * m]};
   MoeWeights unique = packMoe(es, DType::BF16, kHidden, kInter, configOf(f), &pool());
-  std::vector<MoeWeights> ls(kLayers);
+  std::vector<MoeWeights> ls(numLayers);
   for (auto &l : ls) {
-    l.numExperts = kExperts;
+    l.numExperts = numExperts;
     l.hidden = kHidden;
     l.intermediate = kInter;
     l.config = unique.config;
-    for (int e = 0; e < kExperts; ++e) {
+    for (int e = 0; e < numExperts; ++e) {
       l.gate.push_back(unique.gate[e % kUnique]);
       l.up.push_back(unique.up[e % kUnique]);
       l.down.push_back(unique.down[e % kUnique]);
     }
   }
-  return cache.emplace(f, std::move(ls)).first->second;
+  return cache.emplace(key, std::move(ls)).first->second;
 }
 
 struct Batch {
@@ -264,7 +383,9 @@ struct Batch {
   std::vector<float> out;
 };
 
-Batch makeBatch(int T) {
+/// T tokens routed to distinct random experts of `numExperts`; `sameExperts`:
+/// every token to experts 0..kTopK-1 (each of them gets all T tokens).
+Batch makeBatch(int T, int numExperts = kExperts, bool sameExperts = false) {
   Batch b;
   std::mt19937 rng(T);
   std::normal_distribution<float> n01;
@@ -273,11 +394,12 @@ Batch makeBatch(int T) {
     v = f32ToBf16(n01(rng));
   b.ids.resize(size_t(T) * kTopK);
   b.w.assign(b.ids.size(), 1.f / kTopK);
-  std::vector<int> perm(kExperts);
+  std::vector<int> perm(numExperts);
   for (int t = 0; t < T; ++t) {
-    for (int e = 0; e < kExperts; ++e)
+    for (int e = 0; e < numExperts; ++e)
       perm[e] = e;
-    std::shuffle(perm.begin(), perm.end(), rng);
+    if (!sameExperts)
+      std::shuffle(perm.begin(), perm.end(), rng);
     for (int j = 0; j < kTopK; ++j)
       b.ids[t * kTopK + j] = perm[j];
   }
@@ -285,21 +407,43 @@ Batch makeBatch(int T) {
   return b;
 }
 
-void BM_Moe(benchmark::State &state, WeightFormat f, int T) {
-  const std::vector<MoeWeights> &ls = layers(f);
-  Batch b = makeBatch(T);
+struct Case {
+  Method method;
+  int tokens;
+  int experts = kExperts, numLayers = kLayers;
+  bool sameExperts = false;
+  int amxMinTokens = 0; // 0: the library's default
+};
+
+void BM_Moe(benchmark::State &state, Case c) {
+  const WeightFormat f = c.method.format;
+  const KernelPath path = resolve(c.method);
+  const int T = c.tokens;
+  if (std::string why = missingFeature(path, f); !why.empty()) {
+    state.SkipWithError(("skipped: " + why).c_str());
+    return;
+  }
+  const std::vector<MoeWeights> &ls = layers(f, c.experts, c.numLayers);
+  if (path == KernelPath::AMX && !ls[0].hasTiles()) {
+    state.SkipWithError("skipped: weights packed without the tile layout");
+    return;
+  }
+  Batch b = makeBatch(T, c.experts, c.sameExperts);
   MoeArgs a{T, kTopK, b.x.data(), DType::BF16, b.ids.data(), IdType::I32,
             b.w.data(), b.out.data(), DType::F32};
   MoeOptions o;
   o.pool = &pool();
+  o.path = path;
+  o.amxMinTokens = c.amxMinTokens;
   const double bytes = moeBytesRead(ls[0], a), flops = moeFlops(ls[0], a);
   const double bw = measureReadBw();
-  const Peaks &pk = peaks();
-  const double peak = f == WeightFormat::INT8 ? pk.int8 : pk.fma;
+  const char *unit = "";
+  const double peak = peakFor(f, path, &unit);
   size_t layer = 0;
+  moeForward(ls[layer++ % ls.size()], a, o); // warm-up: pool, tiles, pages
   auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
-    moeForward(ls[layer++ % kLayers], a, o);
+    moeForward(ls[layer++ % ls.size()], a, o);
     benchmark::ClobberMemory();
   }
   double t = seconds(t0, std::chrono::steady_clock::now()) / state.iterations();
@@ -310,8 +454,10 @@ void BM_Moe(benchmark::State &state, WeightFormat f, int T) {
   state.counters["frac_of_read_bw"] = bytes / t / 1e9 / bw;
   state.counters["frac_of_peak"] = flops / t / 1e12 / peak;
   state.counters["threads"] = pool().size();
-  state.SetLabel(std::string(toString(bestPath(f))) + ", " + std::to_string(kExperts) +
-                 " experts x " + std::to_string(kLayers) + " layers");
+  state.counters["peak_TFLOPS"] = peak;
+  state.SetLabel(std::string(toString(path)) + " (" + unit + "), " +
+                 std::to_string(c.experts) + " experts x " +
+                 std::to_string(ls.size()) + " layers");
 }
 
 void BM_ReadBw(benchmark::State &state) {
@@ -325,28 +471,73 @@ void BM_ReadBw(benchmark::State &state) {
   state.SetLabel("1 GiB streaming read, best of 5");
 }
 
-void BM_Peak(benchmark::State &state, bool int8) {
+enum class PeakKind { Fma, Int8, Dpbf16, AmxInt8, AmxBf16 };
+
+void BM_Peak(benchmark::State &state, PeakKind k) {
+  const Peaks &pk = peaks();
   double v = 0;
-  for (auto _ : state) {
-    v = int8 ? peaks().int8 : peaks().fma;
-    state.SetIterationTime(1.0);
+  const char *unit = "";
+  switch (k) {
+  case PeakKind::Fma: v = pk.fma; unit = pk.fmaUnit; break;
+  case PeakKind::Int8: v = pk.int8; unit = pk.int8Unit; break;
+  case PeakKind::Dpbf16: v = pk.dpbf16; unit = "avx512 vdpbf16ps"; break;
+  case PeakKind::AmxInt8: v = pk.amxInt8; unit = "amx tdpbssd, register tiles"; break;
+  case PeakKind::AmxBf16: v = pk.amxBf16; unit = "amx tdpbf16ps, register tiles"; break;
   }
+  if (v == 0) {
+    state.SkipWithError("skipped: CPU lacks the unit");
+    return;
+  }
+  for (auto _ : state)
+    state.SetIterationTime(1.0);
   state.counters["TFLOPS"] = v;
   state.counters["threads"] = pool().size();
-  state.SetLabel(int8 ? peaks().int8Unit : peaks().fmaUnit);
+  // Ratios to the VNNI / fp32 FMA ceilings, like the kernels' fractions.
+  if (k == PeakKind::AmxInt8 && pk.int8 > 0)
+    state.counters["x_vnni_peak"] = v / pk.int8;
+  if ((k == PeakKind::AmxBf16 || k == PeakKind::Dpbf16) && pk.fma > 0)
+    state.counters["x_fp32_fma_peak"] = v / pk.fma;
+  state.SetLabel(unit);
 }
 
 int registerAll() {
   benchmark::RegisterBenchmark("ceiling/read_bw", BM_ReadBw)->Iterations(1)->UseManualTime();
-  benchmark::RegisterBenchmark("ceiling/fp32_fma_peak", BM_Peak, false)->Iterations(1)->UseManualTime();
-  benchmark::RegisterBenchmark("ceiling/int8_peak", BM_Peak, true)->Iterations(1)->UseManualTime();
-  for (WeightFormat f : {WeightFormat::BF16, WeightFormat::INT8, WeightFormat::INT4})
-    for (int T : {1, 8, 64, 512})
-      benchmark::RegisterBenchmark(
-          (std::string("moe/") + toString(f) + "/tokens:" + std::to_string(T)).c_str(),
-          BM_Moe, f, T)
-          ->UseRealTime()
-          ->Unit(benchmark::kMillisecond);
+  const std::pair<const char *, PeakKind> peakNames[] = {
+      {"ceiling/fp32_fma_peak", PeakKind::Fma},
+      {"ceiling/int8_peak", PeakKind::Int8},
+      {"ceiling/avx512bf16_peak", PeakKind::Dpbf16},
+      {"ceiling/amx_int8_peak", PeakKind::AmxInt8},
+      {"ceiling/amx_bf16_peak", PeakKind::AmxBf16}};
+  for (auto [name, k] : peakNames)
+    benchmark::RegisterBenchmark(name, BM_Peak, k)->Iterations(1)->UseManualTime();
+  auto add = [](const std::string &name, const Case &c) {
+    benchmark::RegisterBenchmark(name.c_str(), BM_Moe, c)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  };
+  for (const Method &m : kMethods)
+    for (int T : {1, 8, 64, 512, 2048})
+      add(std::string("moe/") + m.name + "/tokens:" + std::to_string(T), {m, T});
+  // The model's 128 experts, one layer (1.2 GB in BF16).
+  for (const Method &m : kMethods) {
+    if (m.format == WeightFormat::INT4)
+      continue;
+    for (int T : {1, 64, 512, 2048})
+      add(std::string("qwen3_30b_a3b/") + m.name + "/tokens:" + std::to_string(T),
+          {m, T, 128, 1});
+  }
+  // AMX threshold: every expert gets N tokens; rows vs tiles.
+  for (const Method &m : kMethods) {
+    if (m.path != KernelPath::AMX)
+      continue;
+    const char *fmt = m.format == WeightFormat::INT8 ? "int8" : "bf16";
+    for (int N : {1, 2, 3, 4, 6, 8, 16, 32}) {
+      for (bool tiles : {false, true})
+        add(std::string("threshold/") + fmt + (tiles ? "/amx" : "/rows") +
+                "/per_expert:" + std::to_string(N),
+            {m, N, kExperts, kLayers, true, tiles ? 1 : 1 << 30});
+    }
+  }
   return 0;
 }
 const int registered = registerAll();

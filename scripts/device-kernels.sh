@@ -10,7 +10,7 @@
 #        scripts/device-kernels.sh stage
 #        grep -qx '/.kt-deps/' .git/info/exclude || echo '/.kt-deps/' >> .git/info/exclude
 #      copies headers, libraries and CMake package files of GoogleTest,
-#      Google Benchmark, nlohmann-json, yaml-cpp and PCRE2 into .kt-deps/
+#      Google Benchmark, nlohmann-json, yaml-cpp, PCRE2 and utf8proc into .kt-deps/
 #      (~6 MB), a prefix that CMAKE_PREFIX_PATH can point at.
 #   2. device tool: run(command="scripts/device-kernels.sh run",
 #                       carry=[".kt-deps"], timeout_s=600)
@@ -23,7 +23,10 @@
 # ran); not yet on the GPU machine.
 #
 # Environment for `run`: KT_BENCH_MIN_TIME (default 0.2), KT_BENCH_FILTER
-# (default: all), JOBS (default: nproc).
+# (default: all), JOBS (default: nproc), KT_PEER_TIMEOUT (default 240 s).
+# After the benchmark, `run` times the same MoE layer in PyTorch bf16
+# (scripts/moe_peer_torch.py, 16 threads) when python3 can import torch, and
+# saves its JSON as $OUT/moe_peer_torch.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEPS=$PWD/.kt-deps
@@ -32,18 +35,18 @@ MULTI=x86_64-linux-gnu
 stage() {
   rm -rf "$DEPS"
   mkdir -p "$DEPS/include" "$DEPS/lib/$MULTI/cmake" "$DEPS/share/cmake" "$DEPS/bin"
-  for h in gtest gmock benchmark yaml-cpp nlohmann pcre2.h; do
+  for h in gtest gmock benchmark yaml-cpp nlohmann pcre2.h utf8proc.h; do
     cp -a "/usr/include/$h" "$DEPS/include/"
   done
   for l in libgtest.a libgtest_main.a libgmock.a libgmock_main.a \
-           libbenchmark_main.a libyaml-cpp.a libpcre2-8.a; do
+           libbenchmark_main.a libyaml-cpp.a libpcre2-8.a libutf8proc.a; do
     cp -a "/usr/lib/$MULTI/$l" "$DEPS/lib/$MULTI/"
   done
   cp -L "/usr/lib/$MULTI/libbenchmark.so.1.7.1" "$DEPS/lib/$MULTI/"
   ln -sf libbenchmark.so.1.7.1 "$DEPS/lib/$MULTI/libbenchmark.so.1debian"
   ln -sf libbenchmark.so.1.7.1 "$DEPS/lib/$MULTI/libbenchmark.so"
   # Plain lib/ too, for a CMake that does not know the Debian multiarch dir.
-  for l in libyaml-cpp.a libpcre2-8.a; do
+  for l in libyaml-cpp.a libpcre2-8.a libutf8proc.a; do
     cp -a "/usr/lib/$MULTI/$l" "$DEPS/lib/"
   done
   cp -a "/usr/lib/$MULTI/cmake/GTest" "/usr/lib/$MULTI/cmake/benchmark" \
@@ -90,10 +93,33 @@ run() {
 import json, sys
 d = json.load(open(sys.argv[1]))
 for b in d["benchmarks"]:
-    c = {k: b[k] for k in ("GBps", "TFLOPS", "frac_of_ceiling") if k in b}
+    if b.get("error_occurred"):
+        print(b["name"], b.get("error_message", "error"))
+        continue
+    c = {k: b[k] for k in ("real_time", "GBps", "TFLOPS", "frac_of_peak",
+                           "frac_of_ceiling", "x_vnni_peak",
+                           "x_fp32_fma_peak") if k in b}
     print(b["name"], " ".join(f"{k}={v:.4g}" for k, v in c.items()), b.get("label", ""))
 PY
-  echo "tests rc=$trc bench rc=$brc; files in $out"
+  # PyTorch peer (bf16, same shapes), when this machine has torch.
+  local prc=skipped
+  if command -v python3 >/dev/null && python3 -c 'import torch' 2>/dev/null; then
+    set +e
+    timeout "${KT_PEER_TIMEOUT:-240}" python3 scripts/moe_peer_torch.py \
+      > "$out/moe_peer_torch.json" 2> "$out/moe_peer_torch.err"
+    prc=$?
+    set -e
+    python3 - "$out/moe_peer_torch.json" <<'PY' || true
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("torch", d["torch"], "threads", d["threads"], d.get("cpu_capability"))
+for r in d["results"]:
+    print(r["name"], f"ms={r['ms']:.4g} GBps={r['GBps']:.4g} TFLOPS={r['TFLOPS']:.4g}")
+PY
+  else
+    echo "no python3 with torch: PyTorch peer skipped" | tee "$out/moe_peer_torch.err"
+  fi
+  echo "tests rc=$trc bench rc=$brc peer rc=$prc; files in $out"
   [ "$trc" = 0 ] && [ "$brc" = 0 ]
 }
 

@@ -9,6 +9,9 @@
 //  4. tasks (expert, block of 128 hidden rows): down for every pair;
 //  5. per token: out = sum_j w_j * y_j in fp32, in slot order.
 // Tokens are grouped by expert, so an expert's weights are read once per call.
+// On the AMX path each expert's kernel is chosen by its token count: AMX
+// tiles from MoeOptions::amxMinTokens tokens on, else the row kernels
+// (VNNI for INT8, AVX512-BF16 for BF16).
 //
 //===----------------------------------------------------------------------===//
 
@@ -42,9 +45,15 @@ ThreadPool &sharedPool(int threads) {
   return *p;
 }
 
+/// The row kernel of a path (AMX: its kernel for experts with few tokens).
 RowsKernel pickKernel(KernelPath path, WeightFormat f) {
   KernelSet ks;
   switch (path) {
+  case KernelPath::AMX:
+  case KernelPath::AVX512BF16:
+    ks = detail::avx512Kernels();
+    ks.bf16 = detail::avx512Bf16Kernel();
+    break;
   case KernelPath::AVX512: ks = detail::avx512Kernels(); break;
   case KernelPath::AVX2: ks = detail::avx2Kernels(); break;
   default: ks = detail::scalarKernels(); break;
@@ -148,11 +157,29 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     return;
   const WeightFormat fmt = w.config.format;
   KernelPath path = opts.path == KernelPath::Auto ? bestPath(fmt) : opts.path;
+  const bool tiles = w.hasTiles();
+  if (opts.path == KernelPath::Auto && path == KernelPath::AMX && !tiles)
+    path = fmt == WeightFormat::BF16 ? KernelPath::AVX512BF16
+                                     : KernelPath::AVX512;
   std::string missing = missingFeature(path, fmt);
   if (!missing.empty())
     throw std::invalid_argument(std::string("moeForward: path ") +
                                 toString(path) + " unavailable: " + missing);
+  if (path == KernelPath::AMX && !tiles)
+    throw std::invalid_argument("moeForward: the AMX path needs weights "
+                                "packed with the tile layout "
+                                "(QuantConfig::tiles)");
   RowsKernel kern = pickKernel(path, fmt);
+  // AMX: experts with >= minTokens tokens use `big`.
+  RowsKernel big = nullptr;
+  if (path == KernelPath::AMX)
+    big = fmt == WeightFormat::INT8 ? detail::amxInt8Kernel()
+                                    : detail::amxBf16Kernel();
+  const int minTokens =
+      opts.amxMinTokens > 0                ? opts.amxMinTokens
+      : fmt == WeightFormat::INT8 ? kAmxMinTokensInt8
+                                           : kAmxMinTokensBf16;
+  auto kernelFor = [&](int n) { return big && n >= minTokens ? big : kern; };
   ThreadPool &pool = opts.pool ? *opts.pool : sharedPool(std::max(1, opts.threads));
 
   Routing rt = route(w, args);
@@ -160,12 +187,15 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   const int PH = (H + 127) / 128 * 128, PI = (I + 127) / 128 * 128;
   const bool int8 = fmt == WeightFormat::INT8;
   const bool s16 = int8 && detail::int8NeedsS16(path);
+  const bool b16 = fmt == WeightFormat::BF16 &&
+                   (path == KernelPath::AVX512BF16 || path == KernelPath::AMX);
 
   // Phase 1: activations.
   std::vector<float> xf(static_cast<std::size_t>(T) * PH, 0.f);
   std::vector<uint8_t> xq(int8 ? static_cast<std::size_t>(T) * PH : 0);
   std::vector<float> xs(int8 ? static_cast<std::size_t>(T) * PH / detail::kActBlock : 0);
   std::vector<int16_t> x16(s16 ? static_cast<std::size_t>(T) * PH : 0);
+  std::vector<uint16_t> xb(b16 ? static_cast<std::size_t>(T) * PH : 0);
   pool.run(T, [&](int t, int) {
     float *dst = &xf[static_cast<std::size_t>(t) * PH];
     if (args.xType == DType::F32) {
@@ -183,9 +213,12 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
       for (int i = 0; i < PH; ++i)
         x16[static_cast<std::size_t>(t) * PH + i] =
             static_cast<int16_t>(xq[static_cast<std::size_t>(t) * PH + i] - 128);
+    if (b16)
+      for (int i = 0; i < PH; ++i)
+        xb[static_cast<std::size_t>(t) * PH + i] = f32ToBf16(dst[i]);
   });
   ActRows xa{PH, xf.data(), int8 ? xq.data() : nullptr, int8 ? xs.data() : nullptr,
-             s16 ? x16.data() : nullptr};
+             s16 ? x16.data() : nullptr, b16 ? xb.data() : nullptr};
 
   // Phase 2: fused gate/up -> h [A, PI].
   std::vector<float> h(static_cast<std::size_t>(A) * PI, 0.f);
@@ -206,8 +239,9 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     const int rows = tk.r1 - tk.r0;
     float *g = scratch[th].data(), *u = g + static_cast<std::size_t>(maxPairs) * kGateUpBlock;
     const int *idx = &rt.token[p0];
-    kern(w.gate[tk.expert], tk.r0, tk.r1, xa, idx, n, g, kGateUpBlock);
-    kern(w.up[tk.expert], tk.r0, tk.r1, xa, idx, n, u, kGateUpBlock);
+    RowsKernel k = kernelFor(n);
+    k(w.gate[tk.expert], tk.r0, tk.r1, xa, idx, n, g, kGateUpBlock);
+    k(w.up[tk.expert], tk.r0, tk.r1, xa, idx, n, u, kGateUpBlock);
     for (int j = 0; j < n; ++j) {
       float *hr = &h[static_cast<std::size_t>(p0 + j) * PI + tk.r0];
       for (int r = 0; r < rows; ++r)
@@ -215,10 +249,17 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     }
   });
 
-  // Phase 3: INT8 quantisation of h.
+  // Phase 3: INT8 quantisation of h (bf16 activations: rounding of h).
   std::vector<uint8_t> hq(int8 ? static_cast<std::size_t>(A) * PI : 0);
   std::vector<float> hs(int8 ? static_cast<std::size_t>(A) * PI / detail::kActBlock : 0);
   std::vector<int16_t> h16(s16 ? static_cast<std::size_t>(A) * PI : 0);
+  std::vector<uint16_t> hb(b16 ? static_cast<std::size_t>(A) * PI : 0);
+  if (b16)
+    pool.run(A, [&](int p, int) {
+      const std::size_t o = static_cast<std::size_t>(p) * PI;
+      for (int i = 0; i < PI; ++i)
+        hb[o + i] = f32ToBf16(h[o + i]);
+    });
   if (int8)
     pool.run(A, [&](int p, int) {
       const std::size_t o = static_cast<std::size_t>(p) * PI;
@@ -228,7 +269,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
           h16[o + i] = static_cast<int16_t>(hq[o + i] - 128);
     });
   ActRows ha{PI, h.data(), int8 ? hq.data() : nullptr, int8 ? hs.data() : nullptr,
-             s16 ? h16.data() : nullptr};
+             s16 ? h16.data() : nullptr, b16 ? hb.data() : nullptr};
 
   // Phase 4: down -> y [A, H].
   std::vector<float> y(static_cast<std::size_t>(A) * H);
@@ -242,7 +283,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   pool.run(static_cast<int>(tasks.size()), [&](int ti, int) {
     const Task &tk = tasks[ti];
     const int p0 = rt.offsets[tk.expert], n = rt.offsets[tk.expert + 1] - p0;
-    kern(w.down[tk.expert], tk.r0, tk.r1, ha, &pairIdx[p0], n,
+    kernelFor(n)(w.down[tk.expert], tk.r0, tk.r1, ha, &pairIdx[p0], n,
          &y[static_cast<std::size_t>(p0) * H + tk.r0], H);
   });
 

@@ -24,6 +24,9 @@ struct ActRows {
   /// INT8 on the AVX2 path: the same values as int16 without the offset
   /// (u8 - 128), so the kernel needs no per-row widening.
   const int16_t *s16 = nullptr;
+  /// BF16 weights on the AVX512BF16 / AMX paths: the fp32 rows rounded to
+  /// bf16 (round to nearest even).
+  const uint16_t *bf16 = nullptr;
 };
 
 /// out[j * outStride + (r - r0)] = dot(W row r, activation row idx[j]) for
@@ -43,6 +46,14 @@ KernelSet scalarKernels();
 KernelSet avx2Kernels();
 KernelSet avx512Kernels();
 RowsKernel avx512VnniInt8Kernel();
+/// vdpbf16ps on the row layout; reads ActRows::bf16.
+RowsKernel avx512Bf16Kernel();
+/// AMX kernels on the tile layout (PackedMatrix::q8Tiles / bf16Tiles).
+/// r0 must be a multiple of kTileRows. INT8 reads ActRows::u8 and ::scale,
+/// BF16 reads ActRows::bf16. Configure the calling thread's tiles on first
+/// use.
+RowsKernel amxInt8Kernel();
+RowsKernel amxBf16Kernel();
 
 /// Elements of an activation row that share one INT8 scale.
 constexpr int kActBlock = 128;

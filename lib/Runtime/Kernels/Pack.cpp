@@ -11,6 +11,14 @@
 #include <stdexcept>
 #include <thread>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace kt::kernels {
 
 const char *toString(WeightFormat f) {
@@ -28,6 +36,8 @@ const char *toString(KernelPath p) {
   case KernelPath::Scalar: return "scalar";
   case KernelPath::AVX2: return "avx2";
   case KernelPath::AVX512: return "avx512";
+  case KernelPath::AVX512BF16: return "avx512bf16";
+  case KernelPath::AMX: return "amx";
   }
   return "?";
 }
@@ -44,6 +54,31 @@ const CpuFeatures &cpuFeatures() {
     c.avx512bw = __builtin_cpu_supports("avx512bw");
     c.avx512vl = __builtin_cpu_supports("avx512vl");
     c.avx512vnni = __builtin_cpu_supports("avx512vnni");
+    unsigned a, b, cx, d;
+    if (__get_cpuid_max(0, nullptr) >= 7) {
+      __cpuid_count(7, 0, a, b, cx, d);
+      const unsigned maxSub = a;
+      c.amxBf16 = d >> 22 & 1;
+      c.amxTile = d >> 24 & 1;
+      c.amxInt8 = d >> 25 & 1;
+      if (maxSub >= 1) {
+        __cpuid_count(7, 1, a, b, cx, d);
+        c.avx512bf16 = a >> 5 & 1;
+      }
+    }
+    __cpuid(1, a, b, cx, d);
+    if (cx >> 27 & 1) { // OSXSAVE: XCR0 is readable
+      unsigned lo, hi;
+      __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+      c.amxOsEnabled = (lo >> 17 & 3) == 3; // XTILECFG, XTILEDATA
+    }
+#if defined(__linux__)
+    // Linux enables the 8 KiB tile data state per process on request
+    // (ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18); without it
+    // the first tile instruction raises SIGILL.
+    if (c.amxTile && c.amxOsEnabled)
+      c.amxPermitted = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#endif
 #endif
     return c;
   }();
@@ -74,6 +109,38 @@ std::string missingFeature(KernelPath path, WeightFormat format) {
     need(c.fma, "FMA");
     return lacks.empty() ? "" : "CPU lacks " + lacks;
   }
+  case KernelPath::AVX512BF16:
+  case KernelPath::AMX: {
+    const bool amx = path == KernelPath::AMX;
+    if (amx && format == WeightFormat::INT4)
+      return "no AMX kernel for INT4 weights (use AVX512)";
+    std::string lacks;
+    auto need = [&](bool have, const char *name) {
+      if (!have)
+        lacks += lacks.empty() ? name : std::string(", ") + name;
+    };
+    if (amx) {
+      need(c.amxTile, "AMX-TILE");
+      need(format != WeightFormat::INT8 || c.amxInt8, "AMX-INT8");
+      need(format != WeightFormat::BF16 || c.amxBf16, "AMX-BF16");
+    }
+    // The row kernels (decode, and INT4 on AVX512BF16).
+    need(format != WeightFormat::INT8 || c.avx512vnni, "AVX512-VNNI");
+    need(format != WeightFormat::BF16 || c.avx512bf16, "AVX512-BF16");
+    need(c.avx512f, "AVX512F");
+    need(c.avx512bw, "AVX512BW");
+    need(c.avx512vl, "AVX512VL");
+    need(c.fma, "FMA");
+    if (!lacks.empty())
+      return amx && !c.amxTile ? "CPU lacks AMX (" + lacks + ")"
+                               : "CPU lacks " + lacks;
+    if (amx && !c.amxOsEnabled)
+      return "OS has not enabled AMX tile state (XCR0 bits 17/18)";
+    if (amx && !c.amxPermitted)
+      return "not permitted: arch_prctl(ARCH_REQ_XCOMP_PERM, "
+             "XFEATURE_XTILEDATA=18) failed";
+    return "";
+  }
   }
   return "unknown path";
 }
@@ -83,6 +150,11 @@ bool pathSupported(KernelPath path, WeightFormat format) {
 }
 
 KernelPath bestPath(WeightFormat format) {
+  if (pathSupported(KernelPath::AMX, format))
+    return KernelPath::AMX;
+  if (format == WeightFormat::BF16 &&
+      pathSupported(KernelPath::AVX512BF16, format))
+    return KernelPath::AVX512BF16;
   if (pathSupported(KernelPath::AVX512, format))
     return KernelPath::AVX512;
   if (pathSupported(KernelPath::AVX2, format))
@@ -97,6 +169,10 @@ KernelPath bestPath(WeightFormat format) {
 std::size_t PackedMatrix::bytes() const {
   return bf16.size() * 2 + q8.size() + rowSum.size() * 4 + q4.size() +
          scales.size() * 4 + offsets.size() * 4;
+}
+
+std::size_t PackedMatrix::memoryBytes() const {
+  return bytes() + q8Tiles.size() + bf16Tiles.size() * 2;
 }
 
 float PackedMatrix::dequant(int r, int c) const {
@@ -258,6 +334,26 @@ PackedMatrix packMatrix(const void *src, DType srcType, int rows, int cols,
     break;
   }
   }
+  const bool tiles =
+      cfg.format != WeightFormat::INT4 &&
+      (cfg.tiles == TilePacking::Always ||
+       (cfg.tiles == TilePacking::Auto &&
+        pathSupported(KernelPath::AMX, cfg.format)));
+  if (tiles) {
+    // Rows padded to a multiple of 16 with zeros; see tileIndex().
+    const std::size_t n = static_cast<std::size_t>(m.tileRows()) * P;
+    if (cfg.format == WeightFormat::INT8) {
+      m.q8Tiles.assign(n, 0);
+      for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < m.paddedCols; ++c)
+          m.q8Tiles[m.tileIndex(r, c)] = m.q8[r * P + c];
+    } else {
+      m.bf16Tiles.assign(n, 0);
+      for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < m.paddedCols; ++c)
+          m.bf16Tiles[m.tileIndex(r, c)] = m.bf16[r * P + c];
+    }
+  }
   return m;
 }
 
@@ -267,6 +363,22 @@ std::size_t MoeWeights::bytes() const {
     for (const PackedMatrix &m : *v)
       b += m.bytes();
   return b;
+}
+
+std::size_t MoeWeights::memoryBytes() const {
+  std::size_t b = 0;
+  for (const auto *v : {&gate, &up, &down})
+    for (const PackedMatrix &m : *v)
+      b += m.memoryBytes();
+  return b;
+}
+
+bool MoeWeights::hasTiles() const {
+  for (const auto *v : {&gate, &up, &down})
+    for (const PackedMatrix &m : *v)
+      if (!m.hasTiles())
+        return false;
+  return true;
 }
 
 MoeWeights packMoe(const std::vector<ExpertSource> &experts, DType srcType,

@@ -8,8 +8,9 @@
 //
 // Weights are packed once from f32 or bf16 source tensors in the Hugging Face
 // nn.Linear layout ([out, in], row-major). Kernels (scalar, AVX2, AVX512 /
-// AVX512-VNNI) are chosen at run time from the CPU's features; the library is
-// compiled without global -m flags, so one build runs on any x86-64.
+// AVX512-VNNI, AVX512-BF16, AMX-INT8 / AMX-BF16) are chosen at run time from
+// the CPU's features; the library is compiled without global -m flags, so one
+// build runs on any x86-64.
 // docs/kernels.md describes the formats and the quantisation schemes.
 //
 //===----------------------------------------------------------------------===//
@@ -34,17 +35,30 @@ enum class IdType { I32, I64 };
 enum class WeightFormat { BF16, INT8, INT4 };
 
 /// Kernel implementation. Auto picks the best one the CPU supports.
-enum class KernelPath { Auto, Scalar, AVX2, AVX512 };
+///  * AVX512: fp32 FMA (BF16, INT4), VNNI vpdpbusd (INT8).
+///  * AVX512BF16: as AVX512, but BF16 weights use vdpbf16ps on bf16
+///    activations (x and h rounded to bf16).
+///  * AMX: per expert, AMX tiles (tdpbssd for INT8, tdpbf16ps for BF16) when
+///    the expert has >= MoeOptions::amxMinTokens tokens, else the VNNI (INT8)
+///    or AVX512-BF16 (BF16) kernel. Needs the tile layout (QuantConfig::tiles).
+///    No INT4 kernel.
+enum class KernelPath { Auto, Scalar, AVX2, AVX512, AVX512BF16, AMX };
 
 const char *toString(WeightFormat f);
 const char *toString(KernelPath p);
 
-/// CPU features relevant to kernel selection (cached, from
-/// __builtin_cpu_supports).
+/// CPU features relevant to kernel selection (cached; __builtin_cpu_supports
+/// and CPUID leaf 7 / XCR0 for AVX512-BF16 and AMX).
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false;
   bool avx512vnni = false;
+  bool avx512bf16 = false; ///< CPUID.(7,1):EAX[5]
+  bool amxTile = false, amxInt8 = false, amxBf16 = false; ///< CPUID.(7,0):EDX
+  bool amxOsEnabled = false; ///< XCR0 bits 17 (XTILECFG) and 18 (XTILEDATA)
+  /// arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) succeeded (Linux
+  /// asks each process to request the 8 KiB tile state once).
+  bool amxPermitted = false;
 };
 const CpuFeatures &cpuFeatures();
 
@@ -56,12 +70,29 @@ KernelPath bestPath(WeightFormat format);
 /// e.g. "CPU lacks AVX512-VNNI".
 std::string missingFeature(KernelPath path, WeightFormat format);
 
+/// Whether packMatrix also writes the AMX tile layout (BF16, INT8 only).
+enum class TilePacking {
+  Auto,   ///< when the CPU can run the AMX path for the format
+  Always, ///< always (tests of the layout on CPUs without AMX)
+  Never
+};
+
+/// Rows per AMX tile block and bytes per tile row (16 x 64-byte tiles).
+constexpr int kTileRows = 16, kTileBytes = 64;
+/// Tokens an expert needs for the AMX path to use AMX tiles rather than the
+/// VNNI (INT8) / AVX512-BF16 (BF16) row kernels: where the tiles became
+/// faster in bench_moe's threshold/* cases on the 16-core AMX machine
+/// (docs/kernels.md). MoeOptions::amxMinTokens overrides both.
+constexpr int kAmxMinTokensInt8 = 3, kAmxMinTokensBf16 = 6;
+
 struct QuantConfig {
   WeightFormat format = WeightFormat::BF16;
   /// INT4 only: elements of a row that share one scale (32, 64 or 128).
   int groupSize = 64;
   /// INT4 only: asymmetric (scale + minimum per group) instead of symmetric.
   bool asymmetric = false;
+  /// Extra AMX tile layout (doubles the packed weight memory of BF16/INT8).
+  TilePacking tiles = TilePacking::Auto;
 };
 
 /// One [rows, cols] weight matrix in a packed format. Every row is padded
@@ -89,9 +120,35 @@ struct PackedMatrix {
   /// unsigned nibble (symmetric: offset = -8 * scale).
   std::vector<float> offsets;
 
+  /// AMX tile layout (optional, see TilePacking): the same values as bf16 /
+  /// q8, rows padded with zeros to tileRows() (a multiple of 16), stored as
+  /// 1 KiB B tiles (16 rows x 64 bytes) in VNNI order. Tile (rb, kc) holds
+  /// weight rows 16*rb .. +15 and the kc-th chunk of 64 bytes of the input
+  /// dimension (INT8: 64 elements, BF16: 32); its row kk, bytes 4n .. 4n+3,
+  /// hold weight row 16*rb + n, elements kc*64 + 4kk .. +3 (INT8) or
+  /// kc*32 + 2kk .. +1 (BF16). Tiles of one row block are contiguous
+  /// (kc inner). See tileIndex().
+  std::vector<int8_t> q8Tiles;
+  std::vector<uint16_t> bf16Tiles;
+
   int groupsPerRow() const { return groupSize ? paddedCols / groupSize : 0; }
-  /// Bytes of packed weight data (what a kernel streams), scales included.
+  bool hasTiles() const { return !q8Tiles.empty() || !bf16Tiles.empty(); }
+  int tileRows() const { return (rows + kTileRows - 1) / kTileRows * kTileRows; }
+  /// Index into q8Tiles / bf16Tiles of element (r, c).
+  std::size_t tileIndex(int r, int c) const {
+    const int perRow = format == WeightFormat::INT8 ? 4 : 2; // K per 4 bytes
+    const int kChunk = 16 * perRow; // elements of K per tile
+    const std::size_t chunks = paddedCols / kChunk;
+    const std::size_t tile = (r / kTileRows) * chunks + c / kChunk;
+    const int kk = (c % kChunk) / perRow;
+    return tile * kTileRows * kChunk + kk * (kTileRows * perRow) +
+           (r % kTileRows) * perRow + c % perRow;
+  }
+  /// Bytes of packed weight data one kernel streams (the row layout, scales
+  /// included; the tile layout holds the same values).
   std::size_t bytes() const;
+  /// Bytes held in memory, tile layout included.
+  std::size_t memoryBytes() const;
   /// Dequantised value of element (r, c) (c < cols), for tests and
   /// references.
   float dequant(int r, int c) const;
@@ -108,6 +165,9 @@ struct MoeWeights {
   QuantConfig config;
   std::vector<PackedMatrix> gate, up, down; ///< [I,H], [I,H], [H,I] each
   std::size_t bytes() const;
+  std::size_t memoryBytes() const; ///< tile layout included
+  /// Every matrix carries the AMX tile layout.
+  bool hasTiles() const;
 };
 
 /// Source pointers of one expert (HF layout: gate/up [I, H], down [H, I]).
@@ -148,6 +208,10 @@ struct MoeOptions {
   /// created on first use). Ignored when `pool` is given.
   int threads = 1;
   ThreadPool *pool = nullptr;
+  /// AMX path: experts with at least this many tokens use AMX tiles, the
+  /// others the VNNI / AVX512-BF16 row kernels. <= 0: kAmxMinTokensInt8 /
+  /// kAmxMinTokensBf16.
+  int amxMinTokens = 0;
 };
 
 /// Inputs of one MoE call. `x` is [tokens, hidden] of `xType`; `ids` and
@@ -165,7 +229,8 @@ struct MoeArgs {
 };
 
 /// Run the MoE operator. Throws std::invalid_argument for an expert id
-/// >= numExperts or a path the CPU cannot run.
+/// >= numExperts, a path the CPU cannot run, or the AMX path on weights
+/// packed without the tile layout (Auto then falls back to AVX512BF16).
 void moeForward(const MoeWeights &w, const MoeArgs &args,
                 const MoeOptions &opts = {});
 

@@ -76,6 +76,11 @@ struct HostMemory {
   static std::shared_ptr<void> allocate(uint64_t bytes, int numaNode = -1);
   /// NUMA nodes of this machine (1 when hwloc reports none).
   static int numaNodes();
+  /// Physical cores (hwloc; 0 when unknown).
+  static int cores();
+  /// Binds the calling thread to core `core` (of cores()); false when
+  /// hwloc is absent or refuses.
+  static bool pinCurrentThread(int core);
 };
 
 /// The weight files of a model directory, mmap'd on first use.

@@ -3,7 +3,9 @@
 #include "kt/Runtime/Executor.h"
 #include "ExecOps.h"
 
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 namespace kt {
@@ -46,6 +48,30 @@ static std::string nonCpuDevice(const PlanOp &op) {
     if (!d->empty() && *d != "cpu")
       return *d;
   return "";
+}
+
+/// Pins worker t of the pool to core t (one thread per core, as hwloc
+/// numbers them) when there are no more threads than cores. Each of the
+/// pool's threads takes exactly one of `size` tasks because every task
+/// waits until all threads have checked in (or 200 ms passed). KT_NO_PIN=1
+/// turns it off.
+static void pinPool(cpu::ThreadPool &pool) {
+  int cores = HostMemory::cores();
+  if (cores <= 0 || pool.size() > cores || std::getenv("KT_NO_PIN"))
+    return;
+  std::atomic<int> arrived{0};
+  std::vector<char> done(static_cast<size_t>(pool.size()), 0);
+  pool.run(pool.size(), [&](int, int thread) {
+    if (!done[thread]) {
+      done[thread] = 1;
+      HostMemory::pinCurrentThread(thread);
+    }
+    arrived.fetch_add(1);
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    while (arrived.load() < pool.size() &&
+           std::chrono::steady_clock::now() < until)
+      std::this_thread::yield();
+  });
 }
 
 Result<std::unique_ptr<Model>> Model::load(const Plan &plan,
@@ -93,6 +119,7 @@ Result<std::unique_ptr<Model>> Model::load(const Plan &plan,
                     ? opts.threads
                     : static_cast<int>(std::thread::hardware_concurrency());
   impl->pool = std::make_unique<cpu::ThreadPool>(threads > 0 ? threads : 1);
+  pinPool(*impl->pool);
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 

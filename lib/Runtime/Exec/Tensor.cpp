@@ -3,6 +3,7 @@
 #include "kt/Runtime/Tensor.h"
 #include "kt/Runtime/Kernels/Moe.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -140,6 +141,27 @@ int HostMemory::numaNodes() {
   }
 #endif
   return 1;
+}
+
+int HostMemory::cores() {
+#ifdef KT_HAVE_HWLOC
+  if (auto topo = topology().topo)
+    return std::max(0, hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE));
+#endif
+  return 0;
+}
+
+bool HostMemory::pinCurrentThread(int core) {
+#ifdef KT_HAVE_HWLOC
+  if (auto topo = topology().topo) {
+    hwloc_obj_t obj = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, core);
+    return obj && hwloc_set_cpubind(topo, obj->cpuset,
+                                    HWLOC_CPUBIND_THREAD) == 0;
+  }
+#else
+  (void)core;
+#endif
+  return false;
 }
 
 std::shared_ptr<void> HostMemory::allocate(uint64_t bytes, int numaNode) {

@@ -79,13 +79,22 @@ Result<std::unique_ptr<Model>> Model::load(const Plan &plan,
   auto impl = std::make_unique<Impl>();
   impl->plan = plan;
   std::string dirPath = opts.modelDir.empty() ? plan.source : opts.modelDir;
-  for (size_t i = 0; i < plan.ops.size(); ++i) {
-    std::string dev = nonCpuDevice(plan.ops[i]);
-    if (!dev.empty())
-      return Error{exec::describe(plan.ops[i]) + " is placed on " + dev +
-                   ", but this runtime runs on the CPU only (no CUDA "
-                   "support yet); place every module on cpu"};
+  // Name the first module placed off the CPU (transfers only follow from
+  // such placements), and count them all.
+  const PlanOp *offCpu = nullptr;
+  int offCount = 0;
+  for (const PlanOp &op : plan.ops) {
+    if (nonCpuDevice(op).empty())
+      continue;
+    ++offCount;
+    if (!offCpu || (offCpu->name.empty() && !op.name.empty()))
+      offCpu = &op;
   }
+  if (offCpu)
+    return Error{exec::describe(*offCpu) + " is placed on " +
+                 nonCpuDevice(*offCpu) + " (" + std::to_string(offCount) +
+                 " ops are off the CPU), but this runtime runs on the CPU "
+                 "only (no CUDA support yet); place every module on cpu"};
   auto dir = openModelDir(dirPath);
   if (!dir.ok())
     return dir.error();

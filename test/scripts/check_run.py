@@ -7,7 +7,10 @@
 --logits: kt's `--dump-logits` file against FIXTURE_DIR/logits.npy (HF fp32
 logits of reference.json's prompt_ids). The error is
 max |kt - hf| / max |hf| over every prompt position and vocabulary entry; it
-must be <= --tol. The argmax of every position is also reported.
+must be <= --tol; with --outlier-rows F, up to a fraction F of the prompt
+positions may exceed it (bf16: a router near a tie may pick another expert
+for one token, as HF's own bf16 does), and the error reported is the worst
+of the remaining rows. The argmax of every position is also reported.
 --ids: the line `kt-run --print-ids` printed, against reference.json[ids-key]
 (all of them must match unless --min-match N allows a shorter common prefix).
 Prints one summary line; exits 1 on a mismatch. Needs only the standard
@@ -51,6 +54,7 @@ def main():
     ap.add_argument("--ids")
     ap.add_argument("--ids-key", default="greedy_ids")
     ap.add_argument("--min-match", type=int, default=None)
+    ap.add_argument("--outlier-rows", type=float, default=0.0)
     a = ap.parse_args()
     name = os.path.basename(os.path.normpath(a.fixture))
     ok = True
@@ -62,8 +66,14 @@ def main():
             print(f"{name}: logits shape {kshape} != reference {rshape}")
             sys.exit(1)
         scale = max(abs(x) for x in ref)
-        err = max(abs(x - y) for x, y in zip(got, ref)) / scale
         rows, vocab = rshape
+        row_err = sorted(
+            max(abs(got[i] - ref[i]) for i in range(r * vocab, (r + 1) * vocab)) / scale
+            for r in range(rows))
+        allowed = int(a.outlier_rows * rows)
+        err = row_err[rows - 1 - allowed]
+        if allowed:
+            parts.append(f"outliers_allowed={allowed} worst_row={row_err[-1]:.3e}")
         argmax_diff = 0
         for r in range(rows):
             rr = ref[r * vocab:(r + 1) * vocab]

@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,9 @@ struct LoadContext {
   const ExecOptions &opts;
   const ModelConfig &config;
   int64_t contextLength;
+  /// Values that must be computed with fp32 weights even under --dtype
+  /// bf16: router logits (a bf16 router flips near-tied expert choices).
+  std::set<int> keepF32;
   /// Bytes of converted/packed weights and caches owned by runners.
   uint64_t ownedBytes = 0;
   uint64_t mappedBytes = 0;

@@ -112,7 +112,10 @@ Result<std::unique_ptr<Model>> Model::load(const Plan &plan,
                  " lacks its tokens, positions or logits value"};
 
   exec::LoadContext ctx{*impl->weights, opts, impl->config,
-                        impl->contextLength};
+                        impl->contextLength, {}};
+  for (const PlanOp &op : plan.ops)
+    if (op.kind == "topk_route")
+      ctx.keepF32.insert(op.inputs[0]);
   for (const PlanOp &op : plan.ops) {
     auto r = exec::prepareOp(op, ctx);
     if (!r.ok())

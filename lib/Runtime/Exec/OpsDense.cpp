@@ -98,7 +98,8 @@ prepareDenseOp(const PlanOp &op, LoadContext &ctx) {
   }
   if (op.kind == "linear" || op.kind == "lora_linear") {
     auto r = std::make_unique<LinearRunner>();
-    auto w = loadMatrix(op, "weight", ctx, bf16);
+    auto w = loadMatrix(op, "weight", ctx,
+                        bf16 && !ctx.keepF32.count(op.outputs[0]));
     if (!w.ok())
       return R(w.error());
     r->weight = std::move(*w);

@@ -49,6 +49,7 @@ struct LoadContext {
   /// Values that must be computed with fp32 weights even under --dtype
   /// bf16: router logits (a bf16 router flips near-tied expert choices).
   std::set<int> keepF32;
+  cpu::ThreadPool *pool = nullptr; ///< for packing weights at load
   /// Bytes of converted/packed weights and caches owned by runners.
   uint64_t ownedBytes = 0;
   uint64_t mappedBytes = 0;

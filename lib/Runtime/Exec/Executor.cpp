@@ -111,8 +111,13 @@ Result<std::unique_ptr<Model>> Model::load(const Plan &plan,
     return Error{"plan from " + plan.source +
                  " lacks its tokens, positions or logits value"};
 
+  int threads = opts.threads > 0
+                    ? opts.threads
+                    : static_cast<int>(std::thread::hardware_concurrency());
+  impl->pool = std::make_unique<cpu::ThreadPool>(threads > 0 ? threads : 1);
+  pinPool(*impl->pool);
   exec::LoadContext ctx{*impl->weights, opts, impl->config,
-                        impl->contextLength, {}};
+                        impl->contextLength, {}, impl->pool.get()};
   for (const PlanOp &op : plan.ops)
     if (op.kind == "topk_route")
       ctx.keepF32.insert(op.inputs[0]);
@@ -127,11 +132,6 @@ Result<std::unique_ptr<Model>> Model::load(const Plan &plan,
   for (size_t i = 0; i < plan.ops.size(); ++i)
     for (int in : plan.ops[i].inputs)
       impl->lastUse[in] = static_cast<int>(i);
-  int threads = opts.threads > 0
-                    ? opts.threads
-                    : static_cast<int>(std::thread::hardware_concurrency());
-  impl->pool = std::make_unique<cpu::ThreadPool>(threads > 0 ? threads : 1);
-  pinPool(*impl->pool);
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 

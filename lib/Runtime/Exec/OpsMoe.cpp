@@ -189,7 +189,7 @@ Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
     }
     r->packed = std::make_unique<kernels::MoeWeights>(kernels::packMoe(
         sources, src, static_cast<int>(r->hidden), static_cast<int>(inter),
-        *quant));
+        *quant, ctx.pool));
     ctx.ownedBytes += r->packed->bytes();
     r->held.clear(); // the packed copy replaces the checkpoint's views
     r->experts.clear();

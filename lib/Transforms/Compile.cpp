@@ -13,8 +13,6 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
-#include "llvm/Support/FileSystem.h"
-#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/SourceMgr.h"
 
 #include <variant>
@@ -48,21 +46,6 @@ OwningOpRef<ModuleOp> importModel(MLIRContext *ctx, const std::string &dir,
   return std::move(imported.module);
 }
 
-namespace {
-/// A temporary file for the placement report pass, removed on scope exit.
-struct TempFile {
-  llvm::SmallString<128> path;
-  bool ok = false;
-  TempFile() {
-    ok = !llvm::sys::fs::createTemporaryFile("kt-placement", "json", path);
-  }
-  ~TempFile() {
-    if (ok)
-      llvm::sys::fs::remove(path);
-  }
-};
-} // namespace
-
 CompileResult compileModel(const CompileOptions &options) {
   CompileResult result;
   llvm::raw_string_ostream diag(result.diagnostics);
@@ -81,23 +64,14 @@ CompileResult compileModel(const CompileOptions &options) {
   if (!module)
     return result;
 
-  TempFile report;
-  if (!report.ok) {
-    diag << options.modelDir
-         << ": error: cannot create a temporary file for the placement "
-            "report\n";
-    return result;
-  }
   PassManager pm(&ctx);
   if (!options.rulesPath.empty())
     pm.addPass(mlir::kt::createInjectRules({options.rulesPath}));
   if (options.place)
     pm.addPass(mlir::kt::createPlaceDevices({options.defaultDevice}));
-  pm.addPass(mlir::kt::createPlacementReport({report.path.str().str()}));
   if (failed(pm.run(*module)))
     return result;
-  if (auto buffer = llvm::MemoryBuffer::getFile(report.path))
-    result.placementReportJson = (*buffer)->getBuffer().str();
+  result.placementReportJson = mlir::kt::placementReportJson(*module);
 
   FailureOr<Plan> plan = mlir::kt::lowerToPlan(*module);
   if (succeeded(plan))

@@ -45,36 +45,43 @@ llvm::json::Value optStr(Operation *op, StringRef key) {
   return nullptr;
 }
 
+} // namespace
+
+std::string mlir::kt::placementReportJson(Operation *root) {
+  llvm::json::Array rows;
+  walkModules(root, [&](ModuleOpInterface m) {
+    Operation *op = m.getOperation();
+    llvm::json::Object row;
+    row["module"] = m.getModuleName().str();
+    row["class"] = m.getModuleClass().str();
+    row["op"] = op->getName().getStringRef().str();
+    auto rule = op->getAttrOfType<IntegerAttr>("rule");
+    row["rule"] = rule ? llvm::json::Value(rule.getInt()) : nullptr;
+    row["generate_device"] = optStr(op, "generate_device");
+    row["prefill_device"] = optStr(op, "prefill_device");
+    row["placed_by"] = optStr(op, "kt.placed_by");
+    if (auto impl = op->getAttrOfType<StringAttr>("impl"))
+      row["impl"] = impl.getValue().str();
+    auto kwargs = op->getAttrOfType<DictionaryAttr>("kwargs");
+    row["kwargs"] = kwargs ? attrToJson(kwargs) : llvm::json::Object();
+    rows.push_back(std::move(row));
+  });
+  return llvm::formatv("{0:2}", llvm::json::Value(std::move(rows))).str() +
+         "\n";
+}
+
+namespace {
 struct PlacementReportPass
     : public mlir::kt::impl::PlacementReportBase<PlacementReportPass> {
   using PlacementReportBase::PlacementReportBase;
   void runOnOperation() override {
-    llvm::json::Array rows;
-    walkModules(getOperation(), [&](ModuleOpInterface m) {
-      Operation *op = m.getOperation();
-      llvm::json::Object row;
-      row["module"] = m.getModuleName().str();
-      row["class"] = m.getModuleClass().str();
-      row["op"] = op->getName().getStringRef().str();
-      auto rule = op->getAttrOfType<IntegerAttr>("rule");
-      row["rule"] = rule ? llvm::json::Value(rule.getInt()) : nullptr;
-      row["generate_device"] = optStr(op, "generate_device");
-      row["prefill_device"] = optStr(op, "prefill_device");
-      row["placed_by"] = optStr(op, "kt.placed_by");
-      if (auto impl = op->getAttrOfType<StringAttr>("impl"))
-        row["impl"] = impl.getValue().str();
-      auto kwargs = op->getAttrOfType<DictionaryAttr>("kwargs");
-      row["kwargs"] = kwargs ? attrToJson(kwargs) : llvm::json::Object();
-      rows.push_back(std::move(row));
-    });
     std::string error;
     auto out = openOutputFile(outputFile, &error);
     if (!out) {
       emitError(getOperation().getLoc()) << error;
       return signalPassFailure();
     }
-    out->os() << llvm::formatv("{0:2}", llvm::json::Value(std::move(rows)))
-              << "\n";
+    out->os() << placementReportJson(getOperation());
     out->keep();
     markAllAnalysesPreserved();
   }

@@ -50,7 +50,8 @@ kt::Result<Generation> generate(kt::Model &model, const kt::Tokenizer *tok,
   if (static_cast<int64_t>(prompt.size()) > model.contextLength())
     return kt::Error{"the prompt has " + std::to_string(prompt.size()) +
                      " tokens, more than the context length " +
-                     std::to_string(model.contextLength())};
+                     std::to_string(model.contextLength()) +
+                     " (see --context)"};
   model.rewind(cachedPrefix);
   std::vector<int64_t> fresh(prompt.begin() + cachedPrefix, prompt.end());
   if (fresh.empty()) { // nothing new: recompute the last position

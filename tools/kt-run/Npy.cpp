@@ -28,13 +28,20 @@ std::optional<std::string> writeNpyF32(const std::string &path,
   if (!f)
     return path + ": cannot write: " + std::strerror(errno);
   auto len = static_cast<uint16_t>(dict.size());
-  unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+  unsigned char head[10] = {0x93,
+                            'N',
+                            'U',
+                            'M',
+                            'P',
+                            'Y',
+                            1,
+                            0,
                             static_cast<unsigned char>(len & 0xff),
                             static_cast<unsigned char>(len >> 8)};
-  bool ok = std::fwrite(head, 1, 10, f) == 10 &&
-            std::fwrite(dict.data(), 1, dict.size(), f) == dict.size() &&
-            std::fwrite(data.data(), sizeof(float), data.size(), f) ==
-                data.size();
+  bool ok =
+      std::fwrite(head, 1, 10, f) == 10 &&
+      std::fwrite(dict.data(), 1, dict.size(), f) == dict.size() &&
+      std::fwrite(data.data(), sizeof(float), data.size(), f) == data.size();
   ok = (std::fclose(f) == 0) && ok;
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());

@@ -7,7 +7,8 @@
 
 namespace ktrun {
 
-const char *kUsage = R"(usage: kt-run --model DIR [options] (--prompt TEXT | --prompt-ids 1,2,3 | --chat)
+const char *kUsage =
+    R"(usage: kt-run --model DIR [options] (--prompt TEXT | --prompt-ids 1,2,3 | --chat)
        kt-run --model DIR --tokenize TEXT
 
 Runs a Hugging Face model directory on the CPU: imports it, applies the rule
@@ -41,14 +42,15 @@ template <class T> static bool parseNum(const char *s, T &out) {
   return r.ec == std::errc() && r.ptr == end;
 }
 
-std::optional<std::string> parseOptions(int argc, char **argv,
-                                        RunOptions &o, bool &help) {
+std::optional<std::string> parseOptions(int argc, char **argv, RunOptions &o,
+                                        bool &help) {
   help = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     std::string val;
     bool hasInline = false;
-    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+    if (auto eq = a.find('=');
+        a.rfind("--", 0) == 0 && eq != std::string::npos) {
       val = a.substr(eq + 1);
       a = a.substr(0, eq);
       hasInline = true;

@@ -229,11 +229,6 @@ int main(int argc, char **argv) {
       o.promptIds ? *o.promptIds : tok->encode(*o.prompt, true);
   if (prompt.empty())
     return fail("the prompt is empty after tokenization");
-  if (static_cast<int64_t>(prompt.size()) > (*model)->contextLength())
-    return fail("the prompt has " + std::to_string(prompt.size()) +
-                " tokens, more than the context length " +
-                std::to_string((*model)->contextLength()) +
-                " (see --context)");
   std::vector<float> logits;
   bool text = !o.printIds && tok;
   auto g = generate(**model, tok ? &*tok : nullptr, o, eos, prompt, 0,

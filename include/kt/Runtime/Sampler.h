@@ -39,6 +39,7 @@ private:
   std::mt19937_64 rng_;
   std::vector<float> work_;
   std::vector<int64_t> order_;
+  std::vector<char> penalised_; ///< per vocab id, all 0 between calls
 };
 
 } // namespace kt

@@ -18,6 +18,9 @@ namespace mlir::kt {
 ModuleOpInterface parentModule(Operation *op);
 /// Calls `fn` on every module op, parents before children.
 void walkModules(Operation *root, llvm::function_ref<void(ModuleOpInterface)> fn);
+/// The placement report of `root` (the JSON text kt-placement-report
+/// writes, DESIGN.md's contract).
+std::string placementReportJson(Operation *root);
 } // namespace mlir::kt
 
 #endif // KT_TRANSFORMS_PASSES_H

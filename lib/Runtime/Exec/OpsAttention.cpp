@@ -14,18 +14,25 @@ public:
     Value &sin = v[op.outputs[1]];
     cos.shapeF32(pos.rows, params.dim);
     sin.shapeF32(pos.rows, params.dim);
-    cpu::ropeTables(params, pos.i.data(), pos.rows, cos.f.data(),
-                    sin.f.data());
+    cpu::ropeTables(params, pos.i.data(), pos.rows, cos.f.data(), sin.f.data());
   }
 };
 
 /// Capacity grows by doubling up to the context length; the cache layouts
 /// put the position first, so growing keeps the filled prefix in place.
-static int64_t grownCapacity(int64_t have, int64_t need, int64_t limit) {
-  int64_t cap = have ? have : 256;
+/// Grows `capacity` to hold `need` positions and resizes each buffer to
+/// capacity * its row size ({buffer, row elements} pairs).
+static void growCache(
+    int64_t &capacity, int64_t need, int64_t limit,
+    std::initializer_list<std::pair<std::vector<float> *, int64_t>> buffers) {
+  if (need <= capacity)
+    return;
+  int64_t cap = capacity ? capacity : 256;
   while (cap < need)
     cap *= 2;
-  return std::min(cap, limit);
+  capacity = std::min(cap, limit);
+  for (auto [buf, row] : buffers)
+    buf->resize(static_cast<size_t>(capacity * row));
 }
 
 class AttentionRunner : public OpRunner {
@@ -46,13 +53,9 @@ public:
     cache.length = std::min(cache.length, length);
   }
   void reserve(int64_t length) override {
-    if (length <= cache.capacity)
-      return;
-    int64_t cap = grownCapacity(cache.capacity, length, limit);
-    size_t n = static_cast<size_t>(cap * cache.kvHeads * cache.headDim);
-    cache.k.resize(n);
-    cache.v.resize(n);
-    cache.capacity = cap;
+    int64_t row = cache.kvHeads * cache.headDim;
+    growCache(cache.capacity, length, limit,
+              {{&cache.k, row}, {&cache.v, row}});
   }
 };
 
@@ -69,19 +72,14 @@ public:
     params.tokens = q.rows;
     cpu::mla(params, q.f.data(), v[op.inputs[1]].f.data(),
              v[op.inputs[2]].f.data(), v[op.inputs[3]].f.data(),
-             v[op.inputs[4]].f.data(), kvB.view, cache, out.f.data(),
-             ctx.pool);
+             v[op.inputs[4]].f.data(), kvB.view, cache, out.f.data(), ctx.pool);
   }
   void rewind(int64_t length) override {
     cache.length = std::min(cache.length, length);
   }
   void reserve(int64_t length) override {
-    if (length <= cache.capacity)
-      return;
-    int64_t cap = grownCapacity(cache.capacity, length, limit);
-    cache.latent.resize(static_cast<size_t>(cap * cache.kvLoraRank));
-    cache.kPe.resize(static_cast<size_t>(cap * cache.ropeDim));
-    cache.capacity = cap;
+    growCache(cache.capacity, length, limit,
+              {{&cache.latent, cache.kvLoraRank}, {&cache.kPe, cache.ropeDim}});
   }
 };
 
@@ -146,10 +144,10 @@ prepareAttentionOp(const PlanOp &op, LoadContext &ctx) {
     r->kvB = std::move(*w);
     p.kvLoraRank = r->kvB.view.cols;
     if (r->kvB.view.rows != p.numHeads * (p.qkNopeHeadDim + p.vHeadDim))
-      return R(Error{describe(op) + ": kv_b_proj has " +
-                     std::to_string(r->kvB.view.rows) + " rows, expected " +
-                     std::to_string(p.numHeads *
-                                    (p.qkNopeHeadDim + p.vHeadDim))});
+      return R(
+          Error{describe(op) + ": kv_b_proj has " +
+                std::to_string(r->kvB.view.rows) + " rows, expected " +
+                std::to_string(p.numHeads * (p.qkNopeHeadDim + p.vHeadDim))});
     r->cache.kvLoraRank = p.kvLoraRank;
     r->cache.ropeDim = p.qkRopeHeadDim;
     r->limit = ctx.contextLength;

@@ -82,8 +82,7 @@ public:
 };
 
 /// The packed format a backend name asks for; nullopt = fp32 reference.
-std::optional<kernels::QuantConfig> formatFor(std::string backend,
-                                              bool bf16) {
+std::optional<kernels::QuantConfig> formatFor(std::string backend, bool bf16) {
   std::transform(backend.begin(), backend.end(), backend.begin(),
                  [](unsigned char c) { return std::tolower(c); });
   kernels::QuantConfig cfg;
@@ -97,8 +96,8 @@ std::optional<kernels::QuantConfig> formatFor(std::string backend,
     cfg.asymmetric = true;
     return cfg;
   }
-  if (backend.find("bf16") != std::string::npos ||
-      backend == "llamafile" || bf16) {
+  if (backend.find("bf16") != std::string::npos || backend == "llamafile" ||
+      bf16) {
     cfg.format = kernels::WeightFormat::BF16;
     return cfg;
   }
@@ -114,15 +113,11 @@ Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
   if (numExperts <= 0 || r->hidden <= 0 || inter <= 0)
     return Error{describe(op) + ": num_experts, hidden_size and "
                                 "intermediate_size must be positive"};
-  auto quant = formatFor(attrStr(op, "backend"),
-                         ctx.opts.dtype == ComputeType::BF16);
+  auto quant =
+      formatFor(attrStr(op, "backend"), ctx.opts.dtype == ComputeType::BF16);
   // Packing reads f32 or bf16 rows; f16 checkpoints are widened to bf16.
-  bool asBf16 = false;
-  auto load = [&](const PlanWeight &w) -> Result<HeldMatrix> {
-    auto m = loadMatrix(op, w, ctx, asBf16);
-    if (m.ok() && quant && m->view.type == cpu::WType::F16)
-      return loadMatrix(op, w, ctx, true);
-    return m;
+  auto load = [&](const PlanWeight &w) {
+    return loadMatrix(op, w, ctx, quant && w.dtype == DType::F16);
   };
   auto fused = op.weights.find("gate_up_fused");
   if (fused != op.weights.end()) {
@@ -187,9 +182,9 @@ Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
         return Error{describe(op) + ": experts mix weight dtypes"};
       sources.push_back({e.gate.data, e.up.data, e.down.data});
     }
-    r->packed = std::make_unique<kernels::MoeWeights>(kernels::packMoe(
-        sources, src, static_cast<int>(r->hidden), static_cast<int>(inter),
-        *quant, ctx.pool));
+    r->packed = std::make_unique<kernels::MoeWeights>(
+        kernels::packMoe(sources, src, static_cast<int>(r->hidden),
+                         static_cast<int>(inter), *quant, ctx.pool));
     ctx.ownedBytes += r->packed->bytes();
     r->held.clear(); // the packed copy replaces the checkpoint's views
     r->experts.clear();

@@ -14,14 +14,19 @@ int64_t Sampler::next(const float *logits, int64_t vocab,
                       const std::vector<int64_t> &seen) {
   work_.assign(logits, logits + vocab);
   if (opts_.repetitionPenalty != 1.0) {
+    // Each seen id is penalised once; the flags are cleared again below so
+    // a call costs O(seen), not O(vocab).
     auto penalty = static_cast<float>(opts_.repetitionPenalty);
-    std::vector<bool> done(static_cast<size_t>(vocab), false);
+    penalised_.resize(static_cast<size_t>(vocab), 0);
     for (int64_t id : seen) {
-      if (id < 0 || id >= vocab || done[id])
+      if (id < 0 || id >= vocab || penalised_[id])
         continue;
-      done[id] = true;
+      penalised_[id] = 1;
       work_[id] = work_[id] > 0 ? work_[id] / penalty : work_[id] * penalty;
     }
+    for (int64_t id : seen)
+      if (id >= 0 && id < vocab)
+        penalised_[id] = 0;
   }
   if (opts_.temperature <= 0) {
     int64_t best = 0;

@@ -334,27 +334,35 @@ PackedMatrix packMatrix(const void *src, DType srcType, int rows, int cols,
     break;
   }
   }
-  const bool tiles =
-      cfg.format != WeightFormat::INT4 &&
-      (cfg.tiles == TilePacking::Always ||
-       (cfg.tiles == TilePacking::Auto &&
-        pathSupported(KernelPath::AMX, cfg.format)));
-  if (tiles) {
-    // Rows padded to a multiple of 16 with zeros; see tileIndex().
-    const std::size_t n = static_cast<std::size_t>(m.tileRows()) * P;
-    if (cfg.format == WeightFormat::INT8) {
-      m.q8Tiles.assign(n, 0);
-      for (int r = 0; r < rows; ++r)
-        for (int c = 0; c < m.paddedCols; ++c)
-          m.q8Tiles[m.tileIndex(r, c)] = m.q8[r * P + c];
-    } else {
-      m.bf16Tiles.assign(n, 0);
-      for (int r = 0; r < rows; ++r)
-        for (int c = 0; c < m.paddedCols; ++c)
-          m.bf16Tiles[m.tileIndex(r, c)] = m.bf16[r * P + c];
-    }
-  }
+  if (wantsTiles(cfg))
+    addTileLayout(m);
   return m;
+}
+
+bool wantsTiles(const QuantConfig &cfg) {
+  return cfg.format != WeightFormat::INT4 &&
+         (cfg.tiles == TilePacking::Always ||
+          (cfg.tiles == TilePacking::Auto &&
+           pathSupported(KernelPath::AMX, cfg.format)));
+}
+
+void addTileLayout(PackedMatrix &m) {
+  if (m.format == WeightFormat::INT4)
+    return;
+  // Rows padded to a multiple of 16 with zeros; see tileIndex().
+  const std::size_t P = m.paddedCols;
+  const std::size_t n = static_cast<std::size_t>(m.tileRows()) * P;
+  if (m.format == WeightFormat::INT8) {
+    m.q8Tiles.assign(n, 0);
+    for (int r = 0; r < m.rows; ++r)
+      for (int c = 0; c < m.paddedCols; ++c)
+        m.q8Tiles[m.tileIndex(r, c)] = m.q8[r * P + c];
+  } else {
+    m.bf16Tiles.assign(n, 0);
+    for (int r = 0; r < m.rows; ++r)
+      for (int c = 0; c < m.paddedCols; ++c)
+        m.bf16Tiles[m.tileIndex(r, c)] = m.bf16[r * P + c];
+  }
 }
 
 std::size_t MoeWeights::bytes() const {

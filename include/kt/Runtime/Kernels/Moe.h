@@ -159,6 +159,14 @@ struct PackedMatrix {
 PackedMatrix packMatrix(const void *src, DType srcType, int rows, int cols,
                         const QuantConfig &cfg);
 
+/// Whether packMatrix adds the AMX tile layout under `cfg` (BF16 / INT8 with
+/// TilePacking::Always, or Auto on a CPU that can run the AMX path).
+bool wantsTiles(const QuantConfig &cfg);
+/// Builds m's AMX tile layout (q8Tiles / bf16Tiles) from its row layout, as
+/// packMatrix does when wantsTiles(); nothing for INT4. Used when packed
+/// weights are read from a file (the files hold the row layout only).
+void addTileLayout(PackedMatrix &m);
+
 /// The routed experts of one MoE layer, packed.
 struct MoeWeights {
   int numExperts = 0, hidden = 0, intermediate = 0;

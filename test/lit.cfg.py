@@ -10,9 +10,10 @@ config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py", "fixtures",
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.kt_obj_root, "test")
 
-# kt-opt and kt-run, then LLVM's FileCheck / not / count.
+# kt-opt, kt-run and kt-quant, then LLVM's FileCheck / not / count.
 path = [os.path.join(config.kt_tools_dir, "kt-opt"),
-        os.path.join(config.kt_tools_dir, "kt-run"), config.llvm_tools_dir,
+        os.path.join(config.kt_tools_dir, "kt-run"),
+        os.path.join(config.kt_tools_dir, "kt-quant"), config.llvm_tools_dir,
         config.environment.get("PATH", os.environ.get("PATH", ""))]
 config.environment["PATH"] = os.pathsep.join(path)
 config.substitutions.append(("%fixtures", os.path.join(config.kt_src_root, "test", "fixtures", "models")))

@@ -18,6 +18,8 @@ file, lowers it to a plan and generates text (docs/kt-run.md).
   --rules FILE            injection rules (default: the family's rules/*-cpu.yaml)
   --plan FILE             run a plan written by `kt-opt --plan` instead of compiling
   --dtype f32|bf16        weight precision of linears, embeddings and experts (f32)
+  --experts-dir DIR       load the routed experts packed by kt-quant from DIR
+                          instead of quantising them at load (docs/kt-quant.md)
   --prompt TEXT           prompt text (tokenized with the model's special tokens)
   --prompt-ids 1,2,3      prompt token ids
   --chat                  chat: with --prompt one turn through the chat template,
@@ -87,6 +89,8 @@ std::optional<std::string> parseOptions(int argc, char **argv, RunOptions &o,
       err = value(o.model);
     } else if (a == "--rules") {
       err = value(o.rules);
+    } else if (a == "--experts-dir") {
+      err = value(o.expertsDir);
     } else if (a == "--plan") {
       err = value(o.planFile);
     } else if (a == "--dtype") {

@@ -14,6 +14,7 @@ namespace ktrun {
 
 struct RunOptions {
   std::string model, rules, planFile;
+  std::string expertsDir; ///< --experts-dir: routed experts from kt-quant
   kt::ComputeType dtype = kt::ComputeType::F32;
   std::optional<std::string> prompt, tokenize;
   std::optional<std::vector<int64_t>> promptIds;

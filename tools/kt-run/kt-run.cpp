@@ -9,9 +9,9 @@
 #include "Generate.h"
 #include "Npy.h"
 #include "Options.h"
+#include "ToolCommon.h"
 
 #include "kt/Runtime/ModelConfig.h"
-#include "kt/Transforms/Compile.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -28,56 +28,10 @@ static int fail(const std::string &msg) {
   return 1;
 }
 
-/// The CPU rule file kt ships for a family ("" for dense models, which need
-/// none).
-static std::string cpuRuleFile(kt::ModelFamily f) {
-  switch (f) {
-  case kt::ModelFamily::DeepseekV2:
-    return "deepseek-v2-lite-cpu.yaml";
-  case kt::ModelFamily::DeepseekV3:
-    return "deepseek-v3-cpu.yaml";
-  case kt::ModelFamily::Qwen2Moe:
-  case kt::ModelFamily::Qwen3Moe:
-    return "qwen3-moe-cpu.yaml";
-  case kt::ModelFamily::Mixtral:
-    return "mixtral-cpu.yaml";
-  default:
-    return "";
-  }
-}
-
-/// kt's rules/ directory: $KT_RULES_DIR, next to the executable
-/// (../share/kt/rules), or the source tree it was built from.
-static std::string rulesDir() {
-  if (const char *env = std::getenv("KT_RULES_DIR"))
-    return env;
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    for (fs::path p : {exe.parent_path() / "rules",
-                       exe.parent_path().parent_path() / "share/kt/rules"})
-      if (fs::is_directory(p, ec))
-        return p.string();
-  }
-  return KT_SOURCE_RULES_DIR;
-}
-
-static kt::Result<kt::ModelConfig> readConfig(const std::string &dir) {
-  std::ifstream in(dir + "/config.json");
-  if (!in)
-    return kt::Error{dir + "/config.json: cannot open (is --model a Hugging "
-                           "Face model directory?)"};
-  auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded())
-    return kt::Error{dir + "/config.json: not valid JSON"};
-  return kt::parseModelConfig(j, dir + "/config.json");
-}
-
 static kt::Result<kt::Plan> obtainPlan(const RunOptions &o,
                                        const kt::ModelConfig &cfg,
                                        std::string &cpuRules) {
-  std::string rf = cpuRuleFile(cfg.family);
-  cpuRules = rf.empty() ? "" : rulesDir() + "/" + rf;
+  cpuRules = kttools::defaultCpuRules(cfg.family);
   if (!o.planFile.empty()) {
     std::ifstream in(o.planFile);
     if (!in)
@@ -86,20 +40,7 @@ static kt::Result<kt::Plan> obtainPlan(const RunOptions &o,
     ss << in.rdbuf();
     return kt::parsePlan(ss.str(), o.planFile);
   }
-  kt::CompileOptions co;
-  co.modelDir = o.model;
-  co.rulesPath = o.rules.empty() ? cpuRules : o.rules;
-  co.defaultDevice = "cpu";
-  kt::CompileResult cr = kt::compileModel(co);
-  if (!cr.plan) {
-    std::string d = cr.diagnostics;
-    while (!d.empty() && d.back() == '\n')
-      d.pop_back();
-    return kt::Error{"cannot compile " + o.model + ":\n" + d};
-  }
-  if (!cr.diagnostics.empty())
-    std::fputs(cr.diagnostics.c_str(), stderr);
-  return std::move(*cr.plan);
+  return kttools::compileCpuPlan(o.model, o.rules.empty() ? cpuRules : o.rules);
 }
 
 static void report(const kt::Model &m, bool quiet) {
@@ -200,7 +141,7 @@ int main(int argc, char **argv) {
     std::printf("%s\n", nlohmann::json(ids).dump().c_str());
     return 0;
   }
-  auto cfg = readConfig(o.model);
+  auto cfg = kttools::readModelConfig(o.model);
   if (!cfg.ok())
     return fail(cfg.error().message);
   std::string cpuRules;
@@ -212,6 +153,7 @@ int main(int argc, char **argv) {
   eo.threads = o.threads;
   eo.maxContext = o.context;
   eo.modelDir = o.model;
+  eo.expertsDir = o.expertsDir;
   auto model = kt::Model::load(*plan, eo);
   if (!model.ok()) {
     std::string msg = model.error().message;

@@ -40,6 +40,9 @@ struct ExecOptions {
   int threads = 0;        ///< 0: one per core
   int64_t maxContext = 0; ///< 0: the model's max_position_embeddings
   std::string modelDir;   ///< "" = plan.source
+  /// Routed experts packed offline by kt-quant (PackedExperts.h): loaded
+  /// from this directory instead of packed at load; "" = pack at load.
+  std::string expertsDir;
 };
 
 /// Wall time and token counts of the calls so far.

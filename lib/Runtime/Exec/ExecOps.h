@@ -120,6 +120,34 @@ bool attrBool(const PlanOp &op, const char *name, bool dflt = false);
 std::string attrStr(const PlanOp &op, const char *name,
                     const std::string &dflt = "");
 
+//===----------------------------------------------------------------------===//
+// Routed experts (OpsMoe.cpp, PackedExperts.cpp)
+//===----------------------------------------------------------------------===//
+
+/// The packed format a backend name asks for (AMXInt8 -> INT8, AMXInt4 ->
+/// INT4 g64 asymmetric, AMXBF16 / llamafile or `bf16` -> BF16); nullopt =
+/// the fp32 reference.
+std::optional<kernels::QuantConfig> formatFor(std::string backend, bool bf16);
+
+/// The expert matrices of a routed-experts op: views of the checkpoint, or
+/// converted copies (f16 widened to bf16 when `packable`).
+struct ExpertMatrices {
+  int64_t hidden = 0, intermediate = 0;
+  std::vector<HeldMatrix> held;
+  std::vector<cpu::ExpertWeights> experts;
+};
+Result<ExpertMatrices> gatherExperts(const PlanOp &op, LoadContext &ctx,
+                                     bool packable);
+/// Packs gathered matrices (what Model::load and kt-quant both run).
+Result<kernels::MoeWeights> packExperts(const PlanOp &op,
+                                        const ExpertMatrices &m,
+                                        const kernels::QuantConfig &cfg,
+                                        cpu::ThreadPool *pool);
+/// The op's packed experts from ExecOptions::expertsDir (kt-quant's
+/// output), checked against the op, its format and the checkpoint.
+Result<kernels::MoeWeights> loadPackedExperts(const PlanOp &op,
+                                              LoadContext &ctx);
+
 } // namespace kt::exec
 
 #endif // KT_RUNTIME_EXEC_EXECOPS_H

@@ -81,7 +81,40 @@ public:
   }
 };
 
-/// The packed format a backend name asks for; nullopt = fp32 reference.
+Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
+                                                 LoadContext &ctx) {
+  auto r = std::make_unique<ExpertsRunner>();
+  auto quant =
+      formatFor(attrStr(op, "backend"), ctx.opts.dtype == ComputeType::BF16);
+  if (!ctx.opts.expertsDir.empty()) { // packed offline by kt-quant
+    auto w = loadPackedExperts(op, ctx);
+    if (!w.ok())
+      return w.error();
+    r->hidden = w->hidden;
+    r->packed = std::make_unique<kernels::MoeWeights>(std::move(*w));
+    ctx.ownedBytes += r->packed->bytes();
+    return std::unique_ptr<OpRunner>(std::move(r));
+  }
+  auto m = gatherExperts(op, ctx, quant.has_value());
+  if (!m.ok())
+    return m.error();
+  r->hidden = m->hidden;
+  if (!quant) {
+    r->held = std::move(m->held);
+    r->experts = std::move(m->experts);
+    return std::unique_ptr<OpRunner>(std::move(r));
+  }
+  // The packed copy replaces the checkpoint's views (dropped with `m`).
+  auto w = packExperts(op, *m, *quant, ctx.pool);
+  if (!w.ok())
+    return w.error();
+  r->packed = std::make_unique<kernels::MoeWeights>(std::move(*w));
+  ctx.ownedBytes += r->packed->bytes();
+  return std::unique_ptr<OpRunner>(std::move(r));
+}
+
+} // namespace
+
 std::optional<kernels::QuantConfig> formatFor(std::string backend, bool bf16) {
   std::transform(backend.begin(), backend.end(), backend.begin(),
                  [](unsigned char c) { return std::tolower(c); });
@@ -104,20 +137,19 @@ std::optional<kernels::QuantConfig> formatFor(std::string backend, bool bf16) {
   return std::nullopt;
 }
 
-Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
-                                                 LoadContext &ctx) {
-  auto r = std::make_unique<ExpertsRunner>();
-  int64_t numExperts = attrInt(op, "num_experts");
-  r->hidden = attrInt(op, "hidden_size");
-  int64_t inter = attrInt(op, "intermediate_size");
-  if (numExperts <= 0 || r->hidden <= 0 || inter <= 0)
+Result<ExpertMatrices> gatherExperts(const PlanOp &op, LoadContext &ctx,
+                                     bool packable) {
+  ExpertMatrices r;
+  const int64_t numExperts = attrInt(op, "num_experts");
+  r.hidden = attrInt(op, "hidden_size");
+  const int64_t inter = attrInt(op, "intermediate_size");
+  r.intermediate = inter;
+  if (numExperts <= 0 || r.hidden <= 0 || inter <= 0)
     return Error{describe(op) + ": num_experts, hidden_size and "
                                 "intermediate_size must be positive"};
-  auto quant =
-      formatFor(attrStr(op, "backend"), ctx.opts.dtype == ComputeType::BF16);
   // Packing reads f32 or bf16 rows; f16 checkpoints are widened to bf16.
   auto load = [&](const PlanWeight &w) {
-    return loadMatrix(op, w, ctx, quant && w.dtype == DType::F16);
+    return loadMatrix(op, w, ctx, packable && w.dtype == DType::F16);
   };
   auto fused = op.weights.find("gate_up_fused");
   if (fused != op.weights.end()) {
@@ -130,17 +162,17 @@ Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
     auto dn = load(down->second);
     if (!dn.ok())
       return dn.error();
-    if (gu->view.rows != numExperts * 2 * inter || gu->view.cols != r->hidden ||
-        dn->view.rows != numExperts * r->hidden || dn->view.cols != inter)
+    if (gu->view.rows != numExperts * 2 * inter || gu->view.cols != r.hidden ||
+        dn->view.rows != numExperts * r.hidden || dn->view.cols != inter)
       return Error{describe(op) + ": fused expert tensors do not match " +
                    std::to_string(numExperts) + " experts of " +
-                   std::to_string(r->hidden) + "x" + std::to_string(inter)};
+                   std::to_string(r.hidden) + "x" + std::to_string(inter)};
     for (int64_t e = 0; e < numExperts; ++e)
-      r->experts.push_back({gu->view.rowRange(e * 2 * inter, inter),
-                            gu->view.rowRange(e * 2 * inter + inter, inter),
-                            dn->view.rowRange(e * r->hidden, r->hidden)});
-    r->held.push_back(std::move(*gu));
-    r->held.push_back(std::move(*dn));
+      r.experts.push_back({gu->view.rowRange(e * 2 * inter, inter),
+                           gu->view.rowRange(e * 2 * inter + inter, inter),
+                           dn->view.rowRange(e * r.hidden, r.hidden)});
+    r.held.push_back(std::move(*gu));
+    r.held.push_back(std::move(*dn));
   } else {
     auto g = op.weightLists.find("gate_proj");
     auto u = op.weightLists.find("up_proj");
@@ -161,38 +193,36 @@ Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
         if (!m.ok())
           return m.error();
         *slot = m->view;
-        r->held.push_back(std::move(*m));
+        r.held.push_back(std::move(*m));
       }
-      if (ew.gate.rows != inter || ew.gate.cols != r->hidden ||
-          ew.up.rows != inter || ew.up.cols != r->hidden ||
-          ew.down.rows != r->hidden || ew.down.cols != inter)
+      if (ew.gate.rows != inter || ew.gate.cols != r.hidden ||
+          ew.up.rows != inter || ew.up.cols != r.hidden ||
+          ew.down.rows != r.hidden || ew.down.cols != inter)
         return Error{describe(op) + ": expert " + std::to_string(e) +
                      " has the wrong shape"};
-      r->experts.push_back(ew);
+      r.experts.push_back(ew);
     }
   }
-  if (quant) {
-    // All matrices share one type after the loads above.
-    kernels::DType src = r->experts[0].gate.type == cpu::WType::F32
-                             ? kernels::DType::F32
-                             : kernels::DType::BF16;
-    std::vector<kernels::ExpertSource> sources;
-    for (auto &e : r->experts) {
-      if ((e.gate.type == cpu::WType::F32) != (src == kernels::DType::F32))
-        return Error{describe(op) + ": experts mix weight dtypes"};
-      sources.push_back({e.gate.data, e.up.data, e.down.data});
-    }
-    r->packed = std::make_unique<kernels::MoeWeights>(
-        kernels::packMoe(sources, src, static_cast<int>(r->hidden),
-                         static_cast<int>(inter), *quant, ctx.pool));
-    ctx.ownedBytes += r->packed->bytes();
-    r->held.clear(); // the packed copy replaces the checkpoint's views
-    r->experts.clear();
-  }
-  return std::unique_ptr<OpRunner>(std::move(r));
+  return r;
 }
 
-} // namespace
+Result<kernels::MoeWeights> packExperts(const PlanOp &op,
+                                        const ExpertMatrices &m,
+                                        const kernels::QuantConfig &cfg,
+                                        cpu::ThreadPool *pool) {
+  // All matrices share one type after the loads of gatherExperts.
+  kernels::DType src = m.experts[0].gate.type == cpu::WType::F32
+                           ? kernels::DType::F32
+                           : kernels::DType::BF16;
+  std::vector<kernels::ExpertSource> sources;
+  for (const auto &e : m.experts) {
+    if ((e.gate.type == cpu::WType::F32) != (src == kernels::DType::F32))
+      return Error{describe(op) + ": experts mix weight dtypes"};
+    sources.push_back({e.gate.data, e.up.data, e.down.data});
+  }
+  return kernels::packMoe(sources, src, static_cast<int>(m.hidden),
+                          static_cast<int>(m.intermediate), cfg, pool);
+}
 
 std::optional<Result<std::unique_ptr<OpRunner>>>
 prepareMoeOp(const PlanOp &op, LoadContext &ctx) {

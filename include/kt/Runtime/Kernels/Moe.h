@@ -84,6 +84,11 @@ constexpr int kTileRows = 16, kTileBytes = 64;
 /// faster in bench_moe's threshold/* cases on the 16-core AMX machine
 /// (docs/kernels.md). MoeOptions::amxMinTokens overrides both.
 constexpr int kAmxMinTokensInt8 = 3, kAmxMinTokensBf16 = 6;
+/// INT8 on the AVX512 path with VNNI and the tile layout: experts with at
+/// least this many tokens use the VNNI panel kernel (broadcast activations
+/// over the tile layout) instead of the row kernel. MoeOptions::vnniMinTokens
+/// overrides it.
+constexpr int kVnniPanelMinTokens = 8;
 
 struct QuantConfig {
   WeightFormat format = WeightFormat::BF16;
@@ -212,6 +217,13 @@ struct MoeOptions {
   /// others the VNNI / AVX512-BF16 row kernels. <= 0: kAmxMinTokensInt8 /
   /// kAmxMinTokensBf16.
   int amxMinTokens = 0;
+  /// AVX512 path, INT8 weights with the tile layout: experts with at least
+  /// this many tokens use the VNNI panel kernel. <= 0: kVnniPanelMinTokens.
+  int vnniMinTokens = 0;
+  /// Tests only: run experts with >= amxMinTokens tokens (default 1) through
+  /// the panel pipeline with its portable reference micro-kernel, so the
+  /// pipeline is checked on CPUs without AMX. Needs the tile layout.
+  bool emulatePanels = false;
 };
 
 /// Inputs of one MoE call. `x` is [tokens, hidden] of `xType`; `ids` and

@@ -20,6 +20,7 @@
 #include "MoeInternal.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -210,6 +211,18 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
       opts.pool ? *opts.pool : sharedPool(std::max(1, opts.threads));
   thread_local detail::Workspace ws;
   ws.reset();
+  using Clock = std::chrono::steady_clock;
+  auto mark = Clock::now();
+  MoeStats *st = opts.stats;
+  if (st)
+    *st = MoeStats{};
+  auto lap = [&](double MoeStats::*field) {
+    if (!st)
+      return;
+    auto now = Clock::now();
+    st->*field += std::chrono::duration<double>(now - mark).count();
+    mark = now;
+  };
 
   Routing rt = route(w, args);
   // Experts with many tokens go to the panel pipeline, the rest to the row
@@ -268,9 +281,17 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
                 accum + static_cast<std::size_t>(t + 1) * H, 0.f);
   });
 
+  if (st) {
+    st->panelExperts = static_cast<int>(big.size());
+    st->rowExperts = static_cast<int>(small.size());
+  }
+  lap(&MoeStats::prepare);
+
   // Experts with many tokens.
   if (!big.empty())
-    detail::runPanelExperts(w, rt, big, panel.kernel, xf, T, pool, ws, accum);
+    detail::runPanelExperts(w, rt, big, panel.kernel, xf, T, pool, ws, accum,
+                            st);
+  mark = Clock::now();
 
   // Experts with few tokens: phases 2-4 with the row kernels.
   float *y = nullptr;
@@ -347,6 +368,8 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     });
   }
 
+  lap(&MoeStats::rows);
+
   // Phase 5: per token, the accumulator plus the weighted y of small
   // experts, in slot order.
   pool.run(T, [&](int t, int) {
@@ -380,6 +403,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
         o[i] = f32ToBf16(acc[i]);
     }
   });
+  lap(&MoeStats::combine);
 }
 
 } // namespace kt::kernels

@@ -151,7 +151,7 @@ private:
 void runPanelExperts(const MoeWeights &w, const Routing &rt,
                      const std::vector<int> &experts, const PanelKernel &k,
                      const float *xf, int tokens, ThreadPool &pool,
-                     Workspace &ws, float *accum);
+                     Workspace &ws, float *accum, MoeStats *stats);
 
 /// Elements of an activation row that share one INT8 scale.
 constexpr int kActBlock = 128;

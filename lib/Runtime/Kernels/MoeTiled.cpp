@@ -23,6 +23,7 @@
 #include "MoeInternal.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -89,8 +90,17 @@ const char *tileBlock(const PackedMatrix &m, int rowBlock) {
 void runPanelExperts(const MoeWeights &w, const Routing &rt,
                      const std::vector<int> &experts, const PanelKernel &k,
                      const float *xf, int tokens, ThreadPool &pool,
-                     Workspace &ws, float *accum) {
+                     Workspace &ws, float *accum, MoeStats *stats) {
   (void)tokens;
+  using Clock = std::chrono::steady_clock;
+  auto mark = Clock::now();
+  auto lap = [&](double MoeStats::*field) {
+    if (!stats)
+      return;
+    auto now = Clock::now();
+    stats->*field += std::chrono::duration<double>(now - mark).count();
+    mark = now;
+  };
   if (experts.empty())
     return;
   const int H = w.hidden, I = w.intermediate;
@@ -164,6 +174,8 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
     }
   });
 
+  lap(&MoeStats::panels);
+
   // 2. Gate/up: (expert, 32 intermediate rows).
   struct Task { int i, r0; };
   std::vector<Task> tasks;
@@ -198,6 +210,8 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
     }
   });
 
+  lap(&MoeStats::gateUp);
+
   // 3. INT8: quantise each pair's h row (padding rows were zeroed in 1).
   if (int8)
     pool.run(static_cast<int>(groups.size()), [&](int gi, int) {
@@ -209,6 +223,8 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
                                hp + row * L.hStride);
       }
     });
+
+  lap(&MoeStats::quantH);
 
   // 4. Down: tasks own 32 hidden rows, loop over the experts.
   const int hTileRows = w.down[experts[0]].tileRows();
@@ -237,6 +253,7 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
       }
     }
   });
+  lap(&MoeStats::down);
 }
 
 } // namespace kt::kernels::detail

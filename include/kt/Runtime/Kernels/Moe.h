@@ -207,6 +207,18 @@ private:
   std::unique_ptr<State> state_;
 };
 
+/// Wall time of the phases of one moeForward call (seconds), for profiling.
+struct MoeStats {
+  double prepare = 0; ///< activations, routing
+  double panels = 0;  ///< panel pipeline: gathering / quantising x panels
+  double gateUp = 0;  ///< panel pipeline: fused gate/up
+  double quantH = 0;  ///< panel pipeline: INT8 h rows
+  double down = 0;    ///< panel pipeline: down + accumulation
+  double rows = 0;    ///< row kernels (experts with few tokens)
+  double combine = 0; ///< weighted sum per token
+  int panelExperts = 0, rowExperts = 0;
+};
+
 struct MoeOptions {
   KernelPath path = KernelPath::Auto;
   /// Threads to use when `pool` is null (a process-wide pool of this size is
@@ -224,6 +236,8 @@ struct MoeOptions {
   /// the panel pipeline with its portable reference micro-kernel, so the
   /// pipeline is checked on CPUs without AMX. Needs the tile layout.
   bool emulatePanels = false;
+  /// When set, receives the phase times of the call.
+  MoeStats *stats = nullptr;
 };
 
 /// Inputs of one MoE call. `x` is [tokens, hidden] of `xType`; `ids` and

@@ -548,7 +548,7 @@ int registerAll() {
   for (const Method &m : kMethods) {
     if (m.path == KernelPath::Auto && m.format == WeightFormat::INT8 &&
         m.vnniMinTokens == 0) // VNNI: row kernel vs panel kernel
-      for (int N : {1, 2, 4, 8, 16, 32})
+      for (int N : {1, 2, 4, 5, 6, 8, 16, 32})
         for (bool panel : {false, true}) {
           Method v = m;
           v.vnniMinTokens = panel ? 1 : 1 << 30;
@@ -559,7 +559,7 @@ int registerAll() {
     if (m.path != KernelPath::AMX)
       continue;
     const char *fmt = m.format == WeightFormat::INT8 ? "int8" : "bf16";
-    for (int N : {1, 2, 3, 4, 6, 8, 16, 32}) {
+    for (int N : {1, 2, 3, 4, 5, 6, 8, 16, 32}) {
       for (bool tiles : {false, true})
         add(std::string("threshold/") + fmt + (tiles ? "/amx" : "/rows") +
                 "/per_expert:" + std::to_string(N),

@@ -91,7 +91,6 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
                      const std::vector<int> &experts, const PanelKernel &k,
                      const float *xf, int tokens, ThreadPool &pool,
                      Workspace &ws, float *accum, MoeStats *stats) {
-  (void)tokens;
   using Clock = std::chrono::steady_clock;
   auto mark = Clock::now();
   auto lap = [&](double MoeStats::*field) {
@@ -142,7 +141,19 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
     });
   }
 
-  // 1. Panels: 16-row groups of each expert's pairs.
+  // 1. Panels. Each token row is quantised / rounded once, then copied into
+  // the panel of every expert it is routed to (16-row groups of pairs).
+  const long xBytes = static_cast<long>(PH) * L.esz;
+  char *xt = ws.take(static_cast<std::size_t>(tokens) * xBytes);
+  float *xts = ws.take<float>(tokens);
+  pool.run(tokens, [&](int t, int) {
+    const float *x = xf + static_cast<std::size_t>(t) * PH;
+    char *d = xt + static_cast<long>(t) * xBytes;
+    if (int8)
+      xts[t] = epi.quantize(x, H, PH, k.unsignedA, d);
+    else
+      epi.toBf16(x, PH, reinterpret_cast<uint16_t *>(d));
+  });
   struct Group { int i, j0; };
   std::vector<Group> groups;
   for (int i = 0; i < NE; ++i)
@@ -162,11 +173,10 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
         xs[row] = hs[row] = 0;
         continue;
       }
-      const float *x = xf + static_cast<std::size_t>(rt.token[p0 + j]) * PH;
-      if (int8) {
-        xs[row] = epi.quantize(x, H, PH, k.unsignedA, xd);
-      } else {
-        epi.toBf16(x, PH, reinterpret_cast<uint16_t *>(xd));
+      const int tok = rt.token[p0 + j];
+      std::memcpy(xd, xt + static_cast<long>(tok) * xBytes, xBytes);
+      xs[row] = int8 ? xts[tok] : 0.f;
+      if (!int8) {
         // h columns I .. PI stay zero (the gate/up epilogue writes < I).
         std::memset(hd + static_cast<long>(I) * 2, 0,
                     static_cast<std::size_t>(PI - I) * 2);

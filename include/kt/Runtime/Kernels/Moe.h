@@ -83,12 +83,12 @@ constexpr int kTileRows = 16, kTileBytes = 64;
 /// VNNI (INT8) / AVX512-BF16 (BF16) row kernels: where the tiles became
 /// faster in bench_moe's threshold/* cases on the 16-core AMX machine
 /// (docs/kernels.md). MoeOptions::amxMinTokens overrides both.
-constexpr int kAmxMinTokensInt8 = 5, kAmxMinTokensBf16 = 5;
+constexpr int kAmxMinTokensInt8 = 5, kAmxMinTokensBf16 = 6;
 /// INT8 on the AVX512 path with VNNI and the tile layout: experts with at
 /// least this many tokens use the VNNI panel kernel (broadcast activations
 /// over the tile layout) instead of the row kernel. MoeOptions::vnniMinTokens
 /// overrides it.
-constexpr int kVnniPanelMinTokens = 6;
+constexpr int kVnniPanelMinTokens = 5;
 
 struct QuantConfig {
   WeightFormat format = WeightFormat::BF16;

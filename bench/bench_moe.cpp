@@ -6,7 +6,10 @@
 // each iteration reads weights that are not in cache (4 layers >> L3).
 //
 // Names: moe/<method>/tokens:N with method
-//   bf16, int8, int4   the best row-kernel path (AVX512 / VNNI, else AVX2)
+//   bf16, int8, int4   the best non-AMX path (AVX512 / VNNI, else AVX2); int8
+//                      uses the VNNI panel kernel for experts with >=
+//                      kVnniPanelMinTokens tokens when the tile layout exists
+//   int8_rows          int8 with the VNNI row kernel only
 //   avx512bf16         BF16 weights, vdpbf16ps on bf16 activations
 //   amx_int8, amx_bf16 KernelPath::AMX (AMX tiles for experts with >=
 //                      kAmxMinTokensInt8 / Bf16 tokens, VNNI /
@@ -303,10 +306,13 @@ struct Method {
   const char *name;
   WeightFormat format;
   KernelPath path; // Auto: the best row-kernel path (AVX512, else AVX2)
+  /// MoeOptions::vnniMinTokens (0: the library's default).
+  int vnniMinTokens = 0;
 };
 const Method kMethods[] = {
     {"bf16", WeightFormat::BF16, KernelPath::Auto},
     {"int8", WeightFormat::INT8, KernelPath::Auto},
+    {"int8_rows", WeightFormat::INT8, KernelPath::Auto, 1 << 30},
     {"int4", WeightFormat::INT4, KernelPath::Auto},
     {"avx512bf16", WeightFormat::BF16, KernelPath::AVX512BF16},
     {"amx_int8", WeightFormat::INT8, KernelPath::AMX},
@@ -435,6 +441,7 @@ void BM_Moe(benchmark::State &state, Case c) {
   o.pool = &pool();
   o.path = path;
   o.amxMinTokens = c.amxMinTokens;
+  o.vnniMinTokens = c.method.vnniMinTokens;
   const double bytes = moeBytesRead(ls[0], a), flops = moeFlops(ls[0], a);
   const double bw = measureReadBw();
   const char *unit = "";
@@ -447,6 +454,17 @@ void BM_Moe(benchmark::State &state, Case c) {
     benchmark::ClobberMemory();
   }
   double t = seconds(t0, std::chrono::steady_clock::now()) / state.iterations();
+  MoeStats st; // phase times of one more call, in ms
+  o.stats = &st;
+  moeForward(ls[layer++ % ls.size()], a, o);
+  state.counters["ms_prepare"] = st.prepare * 1e3;
+  state.counters["ms_panels"] = st.panels * 1e3;
+  state.counters["ms_gate_up"] = st.gateUp * 1e3;
+  state.counters["ms_quant_h"] = st.quantH * 1e3;
+  state.counters["ms_down"] = st.down * 1e3;
+  state.counters["ms_rows"] = st.rows * 1e3;
+  state.counters["ms_combine"] = st.combine * 1e3;
+  state.counters["panel_experts"] = st.panelExperts;
   state.counters["GBps"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["TFLOPS"] = benchmark::Counter(flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
   double ideal = std::max(bytes / (bw * 1e9), flops / (peak * 1e12));
@@ -528,10 +546,20 @@ int registerAll() {
   }
   // AMX threshold: every expert gets N tokens; rows vs tiles.
   for (const Method &m : kMethods) {
+    if (m.path == KernelPath::Auto && m.format == WeightFormat::INT8 &&
+        m.vnniMinTokens == 0) // VNNI: row kernel vs panel kernel
+      for (int N : {1, 2, 4, 5, 6, 8, 16, 32})
+        for (bool panel : {false, true}) {
+          Method v = m;
+          v.vnniMinTokens = panel ? 1 : 1 << 30;
+          add(std::string("threshold/int8") + (panel ? "/vnni_panel" : "/vnni_rows") +
+                  "/per_expert:" + std::to_string(N),
+              {v, N, kExperts, kLayers, true});
+        }
     if (m.path != KernelPath::AMX)
       continue;
     const char *fmt = m.format == WeightFormat::INT8 ? "int8" : "bf16";
-    for (int N : {1, 2, 3, 4, 6, 8, 16, 32}) {
+    for (int N : {1, 2, 3, 4, 5, 6, 8, 16, 32}) {
       for (bool tiles : {false, true})
         add(std::string("threshold/") + fmt + (tiles ? "/amx" : "/rows") +
                 "/per_expert:" + std::to_string(N),

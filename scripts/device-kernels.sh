@@ -99,6 +99,7 @@ for b in d["benchmarks"]:
     c = {k: b[k] for k in ("real_time", "GBps", "TFLOPS", "frac_of_peak",
                            "frac_of_ceiling", "x_vnni_peak",
                            "x_fp32_fma_peak") if k in b}
+    c.update({k: b[k] for k in b if k.startswith("ms_") and b[k] > 0})
     print(b["name"], " ".join(f"{k}={v:.4g}" for k, v in c.items()), b.get("label", ""))
 PY
   # PyTorch peer (bf16, same shapes), when this machine has torch.

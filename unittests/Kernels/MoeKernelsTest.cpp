@@ -152,7 +152,7 @@ MoeWeights pack(const Problem &p, const QuantConfig &cfg) {
 
 std::vector<float> run(const Problem &p, const MoeWeights &w, KernelPath path,
                        int threads = 1, bool i32 = false,
-                       int amxMinTokens = 0) {
+                       int amxMinTokens = 0, int vnniMinTokens = 0) {
   std::vector<int32_t> ids32(p.ids.begin(), p.ids.end());
   std::vector<float> out(static_cast<size_t>(p.T) * p.H, NAN);
   MoeArgs a;
@@ -167,9 +167,14 @@ std::vector<float> run(const Problem &p, const MoeWeights &w, KernelPath path,
   o.path = path;
   o.threads = threads;
   o.amxMinTokens = amxMinTokens;
+  o.vnniMinTokens = vnniMinTokens;
   moeForward(w, a, o);
   return out;
 }
+
+// Keeps every expert on the row kernels (the panel pipeline has its own
+// tests, MoePanel).
+constexpr int kRowsOnly = 1 << 30;
 
 // Format-accuracy bounds for INT4 (vs original weights). Not the issue's
 // 0.08: see Int4SingleProjectionError for why Gaussian data cannot meet it.
@@ -183,6 +188,15 @@ constexpr double kInt4MoeBound = 0.22;
 // quantisation), so
 // the 0.02 is missed by ~5%; the bound is 0.025.
 constexpr double kInt8MoeBound = 0.025;
+// INT8 panel kernels (experts with many tokens) quantise activations per
+// token, the row kernels per 128 elements: the two differ by about the
+// quantisation error of either (measured below).
+constexpr double kInt8PanelVsRows = 0.03;
+// Format bound of the INT8 panel pipeline vs the original weights: one scale
+// per token row (x over H, h over I) rather than per 128 elements, so the
+// int32 sums need no per-block rescaling. Measured 0.026 at H 2048 / I 768
+// (the row path: 0.021); see docs/kernels.md.
+constexpr double kInt8PanelMoeBound = 0.03;
 // BF16 weights on the AVX512BF16 and AMX paths multiply bf16 activations
 // (x and h rounded to bf16, relative error <= 2^-9 each), so their kernel
 // error vs the dequantised weights is that rounding's (measured ~2e-3), not
@@ -243,7 +257,8 @@ TEST_P(MoeOdd, MatchesFloat64Reference) {
     SCOPED_TRACE("T=" + std::to_string(T));
     Problem p = makeProblem(5, 200, 72, T, 2, 1000 + T, /*skipSome=*/true);
     MoeWeights w = pack(p, f.cfg);
-    std::vector<float> out = run(p, w, path, 1, /*i32=*/T % 2 == 1);
+    std::vector<float> out =
+        run(p, w, path, 1, /*i32=*/T % 2 == 1, kRowsOnly, kRowsOnly);
     const bool b16 = bf16Activations(path, f.cfg.format);
     double kErr = meanRelErr(out, dequantRef(p, w, p.x));
     double fErr = meanRelErr(out, originalRef(p, p.x));
@@ -283,8 +298,6 @@ struct AmxCase {
   int minTokens;
 };
 const AmxCase kAmxCases[] = {
-    {"amx_int8_all_tiles", 1, KernelPath::AMX, 1},
-    {"amx_bf16_all_tiles", 0, KernelPath::AMX, 1},
     {"amx_int8_default_threshold", 1, KernelPath::AMX, 0},
     {"amx_bf16_default_threshold", 0, KernelPath::AMX, 0},
     {"avx512bf16", 0, KernelPath::AVX512BF16, 0},
@@ -311,8 +324,12 @@ TEST_P(MoeAmx, OddShapesMatchFloat64Reference) {
       EXPECT_LE(kErr, bound);
       std::vector<float> ref = run(p, w, KernelPath::Scalar);
       double sErr = meanRelErr(out, std::vector<double>(ref.begin(), ref.end()));
+      // INT8 experts with many tokens quantise activations per token on the
+      // panel kernels, per 128 elements on the scalar path.
+      const bool int8Panels = c.path == KernelPath::AMX && c.fmt == 1;
       EXPECT_LE(sErr, bf16Activations(c.path, f.cfg.format) ? kBf16ActBound
-                                                             : 1e-5);
+                      : int8Panels                          ? kInt8PanelVsRows
+                                                            : 1e-5);
       std::printf("[ info ] %s H=%d I=%d T=%d: %.3g vs dequantised weights, "
                   "%.3g vs scalar path\n",
                   c.name, H, I, T, kErr, sErr);
@@ -325,6 +342,115 @@ INSTANTIATE_TEST_SUITE_P(
     [](const testing::TestParamInfo<int> &i) {
       return std::string(kAmxCases[i.param].name);
     });
+
+// The panel pipeline (MoeTiled.cpp: experts with many tokens), forced for
+// every expert, on odd shapes: H and I not multiples of 16 / 32 / 128, 1 ..
+// 130 tokens over 5 experts (partial 16- and 32-row panels), some slots
+// skipped. Every case is checked against float64 with the dequantised
+// weights and against the scalar row path; the hardware micro-kernels (AMX,
+// VNNI) must also reproduce the portable reference micro-kernel run through
+// the same pipeline (MoeOptions::emulatePanels), which runs on every CPU.
+struct PanelCase {
+  const char *name;
+  int fmt; // kFormats index: 0 bf16, 1 int8
+  KernelPath path;
+  bool emulate;
+};
+const PanelCase kPanelCases[] = {
+    {"emulated_int8", 1, KernelPath::Scalar, true},
+    {"emulated_bf16", 0, KernelPath::Scalar, true},
+    {"amx_int8", 1, KernelPath::AMX, false},
+    {"amx_bf16", 0, KernelPath::AMX, false},
+    {"vnni_int8", 1, KernelPath::AVX512, false},
+};
+
+std::vector<float> runPanels(const Problem &p, const MoeWeights &w,
+                             KernelPath path, bool emulate, int threads) {
+  std::vector<float> out(static_cast<size_t>(p.T) * p.H, NAN);
+  MoeArgs a{p.T, p.K, p.x.data(), DType::F32, p.ids.data(), IdType::I64,
+            p.wts.data(), out.data(), DType::F32};
+  MoeOptions o;
+  o.path = path;
+  o.threads = threads;
+  o.amxMinTokens = 1;
+  o.vnniMinTokens = 1;
+  o.emulatePanels = emulate;
+  moeForward(w, a, o);
+  return out;
+}
+
+class MoePanel : public testing::TestWithParam<int> {};
+
+TEST_P(MoePanel, OddShapesMatchReferences) {
+  const PanelCase &c = kPanelCases[GetParam()];
+  const Fmt &f = kFormats[c.fmt];
+  SKIP_IF_UNSUPPORTED(c.path, f.cfg.format);
+  if (c.path == KernelPath::AVX512 && !cpuFeatures().avx512vnni)
+    GTEST_SKIP() << "skipped: CPU lacks AVX512-VNNI";
+  const bool int8 = c.fmt == 1;
+  QuantConfig cfg = f.cfg;
+  cfg.tiles = TilePacking::Always;
+  for (auto [H, I] : {std::pair{200, 72}, std::pair{130, 40}}) {
+    for (int T : {1, 3, 17, 64, 130}) {
+      SCOPED_TRACE("H=" + std::to_string(H) + " I=" + std::to_string(I) +
+                   " T=" + std::to_string(T));
+      Problem p = makeProblem(5, H, I, T, 2, 3000 + T + H, /*skipSome=*/true);
+      MoeWeights w = pack(p, cfg);
+      std::vector<float> out = runPanels(p, w, c.path, c.emulate, 2);
+      double kErr = meanRelErr(out, dequantRef(p, w, p.x));
+      EXPECT_LE(kErr, int8 ? kInt8MoeBound : kBf16ActBound);
+      std::vector<float> rows = run(p, w, KernelPath::Scalar);
+      double sErr =
+          meanRelErr(out, std::vector<double>(rows.begin(), rows.end()));
+      EXPECT_LE(sErr, int8 ? kInt8PanelVsRows : kBf16ActBound);
+      double eErr = 0;
+      if (!c.emulate) {
+        std::vector<float> em = runPanels(p, w, c.path, true, 2);
+        eErr = meanRelErr(out, std::vector<double>(em.begin(), em.end()));
+        EXPECT_LE(eErr, int8 ? 1e-4 : 1e-3);
+      }
+      // Deterministic whatever the thread count.
+      EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 3));
+      std::printf("[ info ] panel %s H=%d I=%d T=%d: %.3g vs dequantised "
+                  "weights, %.3g vs scalar rows, %.3g vs emulation\n",
+                  c.name, H, I, T, kErr, sErr, eErr);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kernels, MoePanel, testing::Range(0, int(std::size(kPanelCases))),
+    [](const testing::TestParamInfo<int> &i) {
+      return std::string(kPanelCases[i.param].name);
+    });
+
+// Format accuracy of the panel pipeline at a real shape (H 2048, I 768,
+// 16 experts, top 8, 32 tokens: 16 per expert): INT8 with per-token
+// activation scales against the original weights, the metric.
+TEST(MoeKernels, PanelInt8RealShapeAccuracy) {
+  Problem p = makeProblem(16, 2048, 768, 32, 8, 11, false);
+  QuantConfig cfg{WeightFormat::INT8, 0, false, TilePacking::Always};
+  MoeWeights w = pack(p, cfg);
+  std::vector<float> out = runPanels(p, w, KernelPath::Scalar, true, 2);
+  std::vector<double> orig = originalRef(p, p.x);
+  double fErr = meanRelErr(out, orig);
+  std::vector<float> rows = run(p, w, KernelPath::Scalar, 2);
+  double rErr = meanRelErr(rows, orig);
+  std::printf("[ info ] int8 H 2048 I 768: panel (per-token activations) "
+              "%.4g, rows (per-128 activations) %.4g vs original weights\n",
+              fErr, rErr);
+  EXPECT_LE(fErr, kInt8PanelMoeBound);
+  EXPECT_LE(rErr, kInt8MoeBound);
+  if (pathSupported(KernelPath::AMX, WeightFormat::INT8)) {
+    std::vector<float> amx = runPanels(p, w, KernelPath::AMX, false, 2);
+    EXPECT_LE(meanRelErr(amx, orig), kInt8PanelMoeBound);
+  }
+  if (pathSupported(KernelPath::AVX512, WeightFormat::INT8) &&
+      cpuFeatures().avx512vnni) {
+    std::vector<float> vnni = runPanels(p, w, KernelPath::AVX512, false, 2);
+    EXPECT_LE(meanRelErr(vnni, orig), kInt8PanelMoeBound);
+  }
+}
 
 // Weights packed without the tile layout: the AMX path refuses them and
 // Auto falls back to the row kernels.

@@ -99,4 +99,47 @@ void quantizeRowU8(const float *x, int n, int stride, uint8_t *q,
   }
 }
 
+namespace {
+
+/// Reference of the AMX panel micro-kernels: reads the tile layout element
+/// by element (s8 x s8 -> int32, or bf16 x bf16 -> fp32).
+template <bool Int8>
+void scalarPanelMicro(const char *A, long aStride, int M, const char *B0,
+                      const char *B1, int kChunks, void *C) {
+  constexpr int per = Int8 ? 4 : 2; // elements per 4 bytes
+  const int K = kChunks * 16 * per;
+  for (int m = 0; m < M; ++m)
+    for (int c = 0; c < (B1 ? 32 : 16); ++c) {
+      const char *B = c < 16 ? B0 : B1;
+      const int n = c % 16;
+      int32_t iacc = 0;
+      float facc = 0;
+      for (int k = 0; k < K; ++k) {
+        const int kc = k / (16 * per), kk = (k % (16 * per)) / per,
+                  j = k % per;
+        const long off = static_cast<long>(kc) * 1024 + kk * 64 + n * 4;
+        if constexpr (Int8) {
+          iacc += static_cast<int32_t>(static_cast<int8_t>(A[m * aStride + k])) *
+                  static_cast<int8_t>(B[off + j]);
+        } else {
+          uint16_t a, b;
+          __builtin_memcpy(&a, A + m * aStride + 2 * k, 2);
+          __builtin_memcpy(&b, B + off + 2 * j, 2);
+          facc += bf16ToF32(a) * bf16ToF32(b);
+        }
+      }
+      if constexpr (Int8)
+        static_cast<int32_t *>(C)[m * 32 + c] = iacc;
+      else
+        static_cast<float *>(C)[m * 32 + c] = facc;
+    }
+}
+
+} // namespace
+
+PanelKernel scalarPanel(bool int8) {
+  return {int8 ? scalarPanelMicro<true> : scalarPanelMicro<false>, int8, false,
+          scalarEpilogue()};
+}
+
 } // namespace kt::kernels::detail

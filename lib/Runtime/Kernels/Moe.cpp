@@ -1,23 +1,26 @@
 //===- Moe.cpp - The MoE operator: routing, fused gate/up, down -----------===//
 //
-// One call runs in four parallel phases over a ThreadPool:
-//  1. prepare activations (fp32 padded rows; INT8: per-token u8 rows);
-//  2. tasks (expert, block of 64 intermediate rows): gate and up for every
-//     token routed to the expert, h = silu(gate) * up, written per routed
-//     (token, expert) pair;
-//  3. INT8: quantise each h row to u8;
-//  4. tasks (expert, block of 128 hidden rows): down for every pair;
-//  5. per token: out = sum_j w_j * y_j in fp32, in slot order.
-// Tokens are grouped by expert, so an expert's weights are read once per call.
-// On the AMX path each expert's kernel is chosen by its token count: AMX
-// tiles from MoeOptions::amxMinTokens tokens on, else the row kernels
-// (VNNI for INT8, AVX512-BF16 for BF16).
+// Tokens are grouped by expert, so an expert's weights are read once per
+// call. Each expert goes one of two ways, by its token count:
+//  * many tokens, on a path with a panel kernel (AMX tiles; AVX512-VNNI on
+//    the tile layout for INT8): the expert-major pipeline of MoeTiled.cpp,
+//    which adds its results straight into an fp32 accumulator per token;
+//  * few tokens (decode), or paths without one: the row kernels, in phases
+//    over a ThreadPool:
+//    1. activations (fp32 padded rows; INT8: u8 rows, a scale per 128);
+//    2. tasks (expert, 64 intermediate rows): gate and up for every token of
+//       the expert, h = silu(gate) * up per routed (token, expert) pair;
+//    3. INT8: h rows to u8; BF16 activations: h rounded to bf16;
+//    4. tasks (expert, 128 hidden rows): down for every pair -> y;
+//  5. per token: out = accumulator + sum_j w_j * y_j in fp32.
+// Scratch buffers live in a per-thread Workspace reused across calls.
 //
 //===----------------------------------------------------------------------===//
 
 #include "MoeInternal.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -29,6 +32,7 @@ namespace kt::kernels {
 using detail::ActRows;
 using detail::KernelSet;
 using detail::RowsKernel;
+using detail::Routing;
 
 namespace {
 
@@ -68,13 +72,6 @@ RowsKernel pickKernel(KernelPath path, WeightFormat f) {
 
 inline float silu(float v) { return v / (1.f + std::exp(-v)); }
 
-struct Routing {
-  std::vector<int> offsets;  // [E + 1] pairs of expert e: offsets[e]..
-  std::vector<int> token;    // [A] token of each pair
-  std::vector<int> slotPair; // [T * k] pair of each slot, -1 if skipped
-  std::vector<int> active;   // experts with at least one pair
-};
-
 Routing route(const MoeWeights &w, const MoeArgs &args) {
   const int T = args.tokens, K = args.topK, E = w.numExperts;
   Routing r;
@@ -101,6 +98,8 @@ Routing route(const MoeWeights &w, const MoeArgs &args) {
     r.offsets[e + 1] += r.offsets[e];
   }
   r.token.resize(r.offsets[E]);
+  r.weight.resize(r.offsets[E]);
+  r.expert.resize(r.offsets[E]);
   std::vector<int> fill(r.offsets.begin(), r.offsets.end() - 1);
   for (std::size_t i = 0; i < r.slotPair.size(); ++i) {
     int64_t e = idAt(i);
@@ -108,6 +107,8 @@ Routing route(const MoeWeights &w, const MoeArgs &args) {
       continue;
     int p = fill[e]++;
     r.token[p] = static_cast<int>(i / K);
+    r.weight[p] = args.weights[i];
+    r.expert[p] = static_cast<int>(e);
     r.slotPair[i] = p;
   }
   return r;
@@ -147,6 +148,41 @@ double moeBytesRead(const MoeWeights &w, const MoeArgs &args) {
   return bytes;
 }
 
+namespace {
+
+/// The panel kernel a call may use for experts with many tokens, and from
+/// how many tokens on.
+struct PanelChoice {
+  detail::PanelKernel kernel;
+  int minTokens = 0; // 0: no panel kernel
+};
+
+PanelChoice choosePanel(const MoeWeights &w, KernelPath path,
+                        const MoeOptions &opts) {
+  const WeightFormat fmt = w.config.format;
+  PanelChoice pc;
+  if (fmt == WeightFormat::INT4 || !w.hasTiles())
+    return pc;
+  const bool int8 = fmt == WeightFormat::INT8;
+  if (opts.emulatePanels) {
+    pc.kernel = detail::scalarPanel(int8);
+    pc.minTokens = opts.amxMinTokens > 0 ? opts.amxMinTokens : 1;
+  } else if (path == KernelPath::AMX) {
+    pc.kernel = int8 ? detail::amxInt8Panel() : detail::amxBf16Panel();
+    pc.minTokens = opts.amxMinTokens > 0 ? opts.amxMinTokens
+                   : int8              ? kAmxMinTokensInt8
+                                       : kAmxMinTokensBf16;
+  } else if (path == KernelPath::AVX512 && int8 &&
+             cpuFeatures().avx512vnni) {
+    pc.kernel = detail::vnniInt8Panel();
+    pc.minTokens =
+        opts.vnniMinTokens > 0 ? opts.vnniMinTokens : kVnniPanelMinTokens;
+  }
+  return pc;
+}
+
+} // namespace
+
 void moeForward(const MoeWeights &w, const MoeArgs &args,
                 const MoeOptions &opts) {
   const int T = args.tokens, K = args.topK, H = w.hidden, I = w.intermediate;
@@ -169,146 +205,205 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     throw std::invalid_argument("moeForward: the AMX path needs weights "
                                 "packed with the tile layout "
                                 "(QuantConfig::tiles)");
-  RowsKernel kern = pickKernel(path, fmt);
-  // AMX: experts with >= minTokens tokens use `big`.
-  RowsKernel big = nullptr;
-  if (path == KernelPath::AMX)
-    big = fmt == WeightFormat::INT8 ? detail::amxInt8Kernel()
-                                    : detail::amxBf16Kernel();
-  const int minTokens =
-      opts.amxMinTokens > 0                ? opts.amxMinTokens
-      : fmt == WeightFormat::INT8 ? kAmxMinTokensInt8
-                                           : kAmxMinTokensBf16;
-  auto kernelFor = [&](int n) { return big && n >= minTokens ? big : kern; };
-  ThreadPool &pool = opts.pool ? *opts.pool : sharedPool(std::max(1, opts.threads));
+  const RowsKernel kern = pickKernel(path, fmt);
+  const PanelChoice panel = choosePanel(w, path, opts);
+  ThreadPool &pool =
+      opts.pool ? *opts.pool : sharedPool(std::max(1, opts.threads));
+  thread_local detail::Workspace ws;
+  ws.reset();
+  using Clock = std::chrono::steady_clock;
+  auto mark = Clock::now();
+  MoeStats *st = opts.stats;
+  if (st)
+    *st = MoeStats{};
+  auto lap = [&](double MoeStats::*field) {
+    if (!st)
+      return;
+    auto now = Clock::now();
+    st->*field += std::chrono::duration<double>(now - mark).count();
+    mark = now;
+  };
 
   Routing rt = route(w, args);
-  const int A = static_cast<int>(rt.token.size());
+  // Experts with many tokens go to the panel pipeline, the rest to the row
+  // kernels; `small` pairs get compact indices.
+  std::vector<int> big, small;
+  for (int e : rt.active)
+    (panel.minTokens > 0 && rt.count(e) >= panel.minTokens ? big : small)
+        .push_back(e);
+  std::vector<int> smallBase(w.numExperts + 1, -1);
+  int AS = 0; // pairs of small experts
+  for (int e : small) {
+    smallBase[e] = AS;
+    AS += rt.count(e);
+  }
   const int PH = (H + 127) / 128 * 128, PI = (I + 127) / 128 * 128;
-  const bool int8 = fmt == WeightFormat::INT8;
+  const bool int8 = fmt == WeightFormat::INT8 && AS > 0;
   const bool s16 = int8 && detail::int8NeedsS16(path);
-  const bool b16 = fmt == WeightFormat::BF16 &&
+  const bool b16 = fmt == WeightFormat::BF16 && AS > 0 &&
                    (path == KernelPath::AVX512BF16 || path == KernelPath::AMX);
+  const std::size_t TPH = static_cast<std::size_t>(T) * PH;
 
-  // Phase 1: activations.
-  std::vector<float> xf(static_cast<std::size_t>(T) * PH, 0.f);
-  std::vector<uint8_t> xq(int8 ? static_cast<std::size_t>(T) * PH : 0);
-  std::vector<float> xs(int8 ? static_cast<std::size_t>(T) * PH / detail::kActBlock : 0);
-  std::vector<int16_t> x16(s16 ? static_cast<std::size_t>(T) * PH : 0);
-  std::vector<uint16_t> xb(b16 ? static_cast<std::size_t>(T) * PH : 0);
+  // Phase 1: activations (fp32 rows for both ways; row-kernel formats only
+  // when small experts exist). The accumulator of the panel pipeline.
+  float *xf = ws.take<float>(TPH);
+  uint8_t *xq = int8 ? ws.take<uint8_t>(TPH) : nullptr;
+  float *xs = int8 ? ws.take<float>(TPH / detail::kActBlock) : nullptr;
+  int16_t *x16 = s16 ? ws.take<int16_t>(TPH) : nullptr;
+  uint16_t *xb = b16 ? ws.take<uint16_t>(TPH) : nullptr;
+  float *accum =
+      big.empty() ? nullptr : ws.take<float>(static_cast<std::size_t>(T) * H);
   pool.run(T, [&](int t, int) {
-    float *dst = &xf[static_cast<std::size_t>(t) * PH];
+    const std::size_t o = static_cast<std::size_t>(t) * PH;
+    float *dst = xf + o;
     if (args.xType == DType::F32) {
-      const float *src = static_cast<const float *>(args.x) + static_cast<std::size_t>(t) * H;
+      const float *src =
+          static_cast<const float *>(args.x) + static_cast<std::size_t>(t) * H;
       std::copy(src, src + H, dst);
     } else {
-      const uint16_t *src = static_cast<const uint16_t *>(args.x) + static_cast<std::size_t>(t) * H;
+      const uint16_t *src = static_cast<const uint16_t *>(args.x) +
+                            static_cast<std::size_t>(t) * H;
       for (int i = 0; i < H; ++i)
         dst[i] = bf16ToF32(src[i]);
     }
+    std::fill(dst + H, dst + PH, 0.f);
     if (int8)
-      detail::quantizeRowU8(dst, H, PH, &xq[static_cast<std::size_t>(t) * PH],
-                            &xs[static_cast<std::size_t>(t) * PH / detail::kActBlock]);
+      detail::quantizeRowU8(dst, H, PH, xq + o,
+                            xs + o / detail::kActBlock);
     if (s16)
       for (int i = 0; i < PH; ++i)
-        x16[static_cast<std::size_t>(t) * PH + i] =
-            static_cast<int16_t>(xq[static_cast<std::size_t>(t) * PH + i] - 128);
+        x16[o + i] = static_cast<int16_t>(xq[o + i] - 128);
     if (b16)
       for (int i = 0; i < PH; ++i)
-        xb[static_cast<std::size_t>(t) * PH + i] = f32ToBf16(dst[i]);
-  });
-  ActRows xa{PH, xf.data(), int8 ? xq.data() : nullptr, int8 ? xs.data() : nullptr,
-             s16 ? x16.data() : nullptr, b16 ? xb.data() : nullptr};
-
-  // Phase 2: fused gate/up -> h [A, PI].
-  std::vector<float> h(static_cast<std::size_t>(A) * PI, 0.f);
-  struct Task { int expert, r0, r1; };
-  std::vector<Task> tasks;
-  for (int e : rt.active)
-    for (int r0 = 0; r0 < I; r0 += kGateUpBlock)
-      tasks.push_back({e, r0, std::min(I, r0 + kGateUpBlock)});
-  int maxPairs = 0;
-  for (int e : rt.active)
-    maxPairs = std::max(maxPairs, rt.offsets[e + 1] - rt.offsets[e]);
-  // Per-thread gate/up tiles, allocated here: tasks must not throw.
-  std::vector<std::vector<float>> scratch(
-      pool.size(), std::vector<float>(static_cast<std::size_t>(2) * maxPairs * kGateUpBlock));
-  pool.run(static_cast<int>(tasks.size()), [&](int ti, int th) {
-    const Task &tk = tasks[ti];
-    const int p0 = rt.offsets[tk.expert], n = rt.offsets[tk.expert + 1] - p0;
-    const int rows = tk.r1 - tk.r0;
-    float *g = scratch[th].data(), *u = g + static_cast<std::size_t>(maxPairs) * kGateUpBlock;
-    const int *idx = &rt.token[p0];
-    RowsKernel k = kernelFor(n);
-    k(w.gate[tk.expert], tk.r0, tk.r1, xa, idx, n, g, kGateUpBlock);
-    k(w.up[tk.expert], tk.r0, tk.r1, xa, idx, n, u, kGateUpBlock);
-    for (int j = 0; j < n; ++j) {
-      float *hr = &h[static_cast<std::size_t>(p0 + j) * PI + tk.r0];
-      for (int r = 0; r < rows; ++r)
-        hr[r] = silu(g[j * kGateUpBlock + r]) * u[j * kGateUpBlock + r];
-    }
+        xb[o + i] = f32ToBf16(dst[i]);
+    if (accum)
+      std::fill(accum + static_cast<std::size_t>(t) * H,
+                accum + static_cast<std::size_t>(t + 1) * H, 0.f);
   });
 
-  // Phase 3: INT8 quantisation of h (bf16 activations: rounding of h).
-  std::vector<uint8_t> hq(int8 ? static_cast<std::size_t>(A) * PI : 0);
-  std::vector<float> hs(int8 ? static_cast<std::size_t>(A) * PI / detail::kActBlock : 0);
-  std::vector<int16_t> h16(s16 ? static_cast<std::size_t>(A) * PI : 0);
-  std::vector<uint16_t> hb(b16 ? static_cast<std::size_t>(A) * PI : 0);
-  if (b16)
-    pool.run(A, [&](int p, int) {
-      const std::size_t o = static_cast<std::size_t>(p) * PI;
-      for (int i = 0; i < PI; ++i)
-        hb[o + i] = f32ToBf16(h[o + i]);
+  if (st) {
+    st->panelExperts = static_cast<int>(big.size());
+    st->rowExperts = static_cast<int>(small.size());
+  }
+  lap(&MoeStats::prepare);
+
+  // Experts with many tokens.
+  if (!big.empty())
+    detail::runPanelExperts(w, rt, big, panel.kernel, xf, T, pool, ws, accum,
+                            st);
+  mark = Clock::now();
+
+  // Experts with few tokens: phases 2-4 with the row kernels.
+  float *y = nullptr;
+  if (AS > 0) {
+    ActRows xa{PH, xf, xq, xs, x16, xb};
+    const std::size_t API = static_cast<std::size_t>(AS) * PI;
+    float *h = ws.take<float>(API);
+
+    // Phase 2: fused gate/up -> h [AS, PI].
+    struct Task { int expert, r0, r1; };
+    std::vector<Task> tasks;
+    for (int e : small)
+      for (int r0 = 0; r0 < I; r0 += kGateUpBlock)
+        tasks.push_back({e, r0, std::min(I, r0 + kGateUpBlock)});
+    int maxPairs = 0;
+    for (int e : small)
+      maxPairs = std::max(maxPairs, rt.count(e));
+    const std::size_t scratchFloats =
+        static_cast<std::size_t>(2) * maxPairs * kGateUpBlock;
+    float *scratch = ws.take<float>(scratchFloats * pool.size());
+    pool.run(static_cast<int>(tasks.size()), [&](int ti, int th) {
+      const Task &tk = tasks[ti];
+      const int p0 = rt.offsets[tk.expert], n = rt.count(tk.expert);
+      const int q0 = smallBase[tk.expert], rows = tk.r1 - tk.r0;
+      float *g = scratch + scratchFloats * th;
+      float *u = g + static_cast<std::size_t>(maxPairs) * kGateUpBlock;
+      const int *idx = &rt.token[p0];
+      kern(w.gate[tk.expert], tk.r0, tk.r1, xa, idx, n, g, kGateUpBlock);
+      kern(w.up[tk.expert], tk.r0, tk.r1, xa, idx, n, u, kGateUpBlock);
+      for (int j = 0; j < n; ++j) {
+        float *hr = h + static_cast<std::size_t>(q0 + j) * PI;
+        for (int r = 0; r < rows; ++r)
+          hr[tk.r0 + r] =
+              silu(g[j * kGateUpBlock + r]) * u[j * kGateUpBlock + r];
+        if (tk.r1 == I)
+          std::fill(hr + I, hr + PI, 0.f);
+      }
     });
-  if (int8)
-    pool.run(A, [&](int p, int) {
-      const std::size_t o = static_cast<std::size_t>(p) * PI;
-      detail::quantizeRowU8(&h[o], I, PI, &hq[o], &hs[o / detail::kActBlock]);
-      if (s16)
-        for (int i = 0; i < PI; ++i)
-          h16[o + i] = static_cast<int16_t>(hq[o + i] - 128);
+
+    // Phase 3: INT8 quantisation of h (bf16 activations: rounding of h).
+    uint8_t *hq = int8 ? ws.take<uint8_t>(API) : nullptr;
+    float *hs = int8 ? ws.take<float>(API / detail::kActBlock) : nullptr;
+    int16_t *h16 = s16 ? ws.take<int16_t>(API) : nullptr;
+    uint16_t *hb = b16 ? ws.take<uint16_t>(API) : nullptr;
+    if (int8 || b16)
+      pool.run(AS, [&](int q, int) {
+        const std::size_t o = static_cast<std::size_t>(q) * PI;
+        if (b16)
+          for (int i = 0; i < PI; ++i)
+            hb[o + i] = f32ToBf16(h[o + i]);
+        if (int8)
+          detail::quantizeRowU8(h + o, I, PI, hq + o,
+                                hs + o / detail::kActBlock);
+        if (s16)
+          for (int i = 0; i < PI; ++i)
+            h16[o + i] = static_cast<int16_t>(hq[o + i] - 128);
+      });
+    ActRows ha{PI, h, hq, hs, h16, hb};
+
+    // Phase 4: down -> y [AS, H].
+    y = ws.take<float>(static_cast<std::size_t>(AS) * H);
+    std::vector<int> pairIdx(AS);
+    for (int q = 0; q < AS; ++q)
+      pairIdx[q] = q;
+    tasks.clear();
+    for (int e : small)
+      for (int r0 = 0; r0 < H; r0 += kDownBlock)
+        tasks.push_back({e, r0, std::min(H, r0 + kDownBlock)});
+    pool.run(static_cast<int>(tasks.size()), [&](int ti, int) {
+      const Task &tk = tasks[ti];
+      const int q0 = smallBase[tk.expert], n = rt.count(tk.expert);
+      kern(w.down[tk.expert], tk.r0, tk.r1, ha, &pairIdx[q0], n,
+           y + static_cast<std::size_t>(q0) * H + tk.r0, H);
     });
-  ActRows ha{PI, h.data(), int8 ? hq.data() : nullptr, int8 ? hs.data() : nullptr,
-             s16 ? h16.data() : nullptr, b16 ? hb.data() : nullptr};
+  }
 
-  // Phase 4: down -> y [A, H].
-  std::vector<float> y(static_cast<std::size_t>(A) * H);
-  std::vector<int> pairIdx(A);
-  for (int p = 0; p < A; ++p)
-    pairIdx[p] = p;
-  tasks.clear();
-  for (int e : rt.active)
-    for (int r0 = 0; r0 < H; r0 += kDownBlock)
-      tasks.push_back({e, r0, std::min(H, r0 + kDownBlock)});
-  pool.run(static_cast<int>(tasks.size()), [&](int ti, int) {
-    const Task &tk = tasks[ti];
-    const int p0 = rt.offsets[tk.expert], n = rt.offsets[tk.expert + 1] - p0;
-    kernelFor(n)(w.down[tk.expert], tk.r0, tk.r1, ha, &pairIdx[p0], n,
-         &y[static_cast<std::size_t>(p0) * H + tk.r0], H);
-  });
+  lap(&MoeStats::rows);
 
-  // Phase 5: weighted sum per token.
+  // Phase 5: per token, the accumulator plus the weighted y of small
+  // experts, in slot order.
   pool.run(T, [&](int t, int) {
-    float *acc = &xf[static_cast<std::size_t>(t) * PH]; // reuse as fp32 sum
-    std::fill(acc, acc + H, 0.f);
+    float *acc = xf + static_cast<std::size_t>(t) * PH; // reuse as fp32 sum
+    if (accum)
+      std::copy(accum + static_cast<std::size_t>(t) * H,
+                accum + static_cast<std::size_t>(t + 1) * H, acc);
+    else
+      std::fill(acc, acc + H, 0.f);
     for (int j = 0; j < K; ++j) {
-      int p = rt.slotPair[static_cast<std::size_t>(t) * K + j];
+      const int p = rt.slotPair[static_cast<std::size_t>(t) * K + j];
       if (p < 0)
         continue;
-      float wt = args.weights[static_cast<std::size_t>(t) * K + j];
-      const float *yr = &y[static_cast<std::size_t>(p) * H];
+      const int e = rt.expert[p];
+      if (smallBase[e] < 0)
+        continue; // added by the panel pipeline
+      const float wt = rt.weight[p];
+      const float *yr =
+          y + static_cast<std::size_t>(smallBase[e] + p - rt.offsets[e]) * H;
       for (int i = 0; i < H; ++i)
         acc[i] += wt * yr[i];
     }
     if (args.outType == DType::F32) {
-      float *o = static_cast<float *>(args.out) + static_cast<std::size_t>(t) * H;
+      float *o =
+          static_cast<float *>(args.out) + static_cast<std::size_t>(t) * H;
       std::copy(acc, acc + H, o);
     } else {
-      uint16_t *o = static_cast<uint16_t *>(args.out) + static_cast<std::size_t>(t) * H;
+      uint16_t *o =
+          static_cast<uint16_t *>(args.out) + static_cast<std::size_t>(t) * H;
       for (int i = 0; i < H; ++i)
         o[i] = f32ToBf16(acc[i]);
     }
   });
+  lap(&MoeStats::combine);
 }
 
 } // namespace kt::kernels

@@ -10,6 +10,9 @@
 
 #include "kt/Runtime/Kernels/Moe.h"
 
+#include <memory>
+#include <vector>
+
 namespace kt::kernels::detail {
 
 /// Prepared activation rows, each `stride` (= the weights' paddedCols)
@@ -54,6 +57,101 @@ RowsKernel avx512Bf16Kernel();
 /// use.
 RowsKernel amxInt8Kernel();
 RowsKernel amxBf16Kernel();
+
+//===----------------------------------------------------------------------===//
+// Panel (expert-major) kernels for experts with many tokens (MoeTiled.cpp)
+//===----------------------------------------------------------------------===//
+
+/// C[m * 32 + c] = dot(A row m, weight row c) for m < M (<= 32) and c < 32:
+/// columns 0..15 from the 16-row weight tile block at B0, 16..31 from B1
+/// (null: only 16 columns). A rows are `aStride` bytes apart and hold
+/// kChunks * 64 bytes; rows M .. 16 * ceil(M / 16) - 1 must be readable.
+/// Weight blocks are kChunks contiguous 1 KiB tiles in the layout of
+/// PackedMatrix::q8Tiles / bf16Tiles. INT8 kernels write int32, BF16 fp32.
+using PanelMicro = void (*)(const char *A, long aStride, int M,
+                            const char *B0, const char *B1, int kChunks,
+                            void *C);
+
+/// Element-wise steps around the panel micro-kernels (PanelEpilogue.cpp).
+struct PanelEpilogue {
+  /// One token row of a gate/up micro-kernel result (16 gate then 16 up
+  /// columns): h[c] = silu(g[c]) * u[c] for c < nc (<= 16), written as fp32
+  /// (hf) or bf16 (hb, the other null). INT8 (gs non-null): g[c] =
+  /// (C[c] - gCorr[c]) * xs * gs[c], likewise u; gCorr/uCorr may be null.
+  /// BF16: C holds fp32 values.
+  void (*gateUp)(const void *C, int nc, float xs, const float *gs,
+                 const float *us, const int32_t *gCorr, const int32_t *uCorr,
+                 float *hf, uint16_t *hb) = nullptr;
+  /// One token row of a down result: o[c] += f * C[c] (BF16, s null) or
+  /// o[c] += f * s[c] * (C[c] - corr[c]) (INT8; corr may be null), c < nc.
+  void (*down)(const void *C, int nc, float f, const float *s,
+               const int32_t *corr, float *o) = nullptr;
+  /// Per-row symmetric INT8: q = clamp(round(x / s), -127, 127) with
+  /// s = max|x[0..n)| / 127; writes `stride` bytes (q, or q + 128 when
+  /// unsignedA; padding = zero) and returns s.
+  float (*quantize)(const float *x, int n, int stride, bool unsignedA,
+                    char *dst) = nullptr;
+  /// dst[c] = bf16(x[c]) for c < n.
+  void (*toBf16)(const float *x, int n, uint16_t *dst) = nullptr;
+};
+PanelEpilogue scalarEpilogue();
+PanelEpilogue avx512Epilogue();
+
+struct PanelKernel {
+  PanelMicro micro = nullptr;
+  bool int8 = false;
+  /// INT8: the kernel multiplies u8 activations (q + 128) and the caller
+  /// subtracts 128 * (row sum of the weights); else s8 activations (q).
+  bool unsignedA = false;
+  PanelEpilogue epi;
+};
+
+PanelKernel amxInt8Panel();
+PanelKernel amxBf16Panel();
+PanelKernel vnniInt8Panel();
+/// Portable reference of the AMX panel kernels (s8 or bf16 activations):
+/// MoeOptions::emulatePanels runs the panel pipeline with it on any CPU.
+PanelKernel scalarPanel(bool int8);
+
+/// Tokens grouped by expert (Moe.cpp).
+struct Routing {
+  std::vector<int> offsets;    // [E + 1] pairs of expert e: offsets[e]..
+  std::vector<int> token;      // [A] token of each pair
+  std::vector<float> weight;   // [A] routing weight of each pair
+  std::vector<int> expert;     // [A] expert of each pair
+  std::vector<int> slotPair;   // [T * k] pair of each slot, -1 if skipped
+  std::vector<int> active;     // experts with at least one pair
+  int count(int e) const { return offsets[e + 1] - offsets[e]; }
+};
+
+/// Grow-only scratch memory reused across calls (per calling thread), so
+/// large prefill buffers are not faulted in and zeroed on every call.
+class Workspace {
+public:
+  /// `bytes` of 64-byte aligned, uninitialised memory; valid until the next
+  /// reset().
+  char *take(std::size_t bytes);
+  template <class T> T *take(std::size_t n) {
+    return reinterpret_cast<T *>(take(n * sizeof(T)));
+  }
+  /// Start a new call: earlier take()s may be handed out again.
+  void reset();
+
+private:
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  std::vector<std::size_t> caps_;
+  std::size_t next_ = 0;
+};
+
+/// Runs the experts in `experts` (each routed >= 1 token) through `k`:
+/// expert-major activation panels, fused gate/up, h quantised once per pair,
+/// and down tasks that own 32-row blocks of the hidden dimension and add
+/// weight * y straight into accum [tokens, hidden] (fp32, zeroed by the
+/// caller). xf: fp32 activation rows of stride = the weights' paddedCols.
+void runPanelExperts(const MoeWeights &w, const Routing &rt,
+                     const std::vector<int> &experts, const PanelKernel &k,
+                     const float *xf, int tokens, ThreadPool &pool,
+                     Workspace &ws, float *accum, MoeStats *stats);
 
 /// Elements of an activation row that share one INT8 scale.
 constexpr int kActBlock = 128;

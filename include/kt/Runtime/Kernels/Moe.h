@@ -83,7 +83,12 @@ constexpr int kTileRows = 16, kTileBytes = 64;
 /// VNNI (INT8) / AVX512-BF16 (BF16) row kernels: where the tiles became
 /// faster in bench_moe's threshold/* cases on the 16-core AMX machine
 /// (docs/kernels.md). MoeOptions::amxMinTokens overrides both.
-constexpr int kAmxMinTokensInt8 = 3, kAmxMinTokensBf16 = 6;
+constexpr int kAmxMinTokensInt8 = 5, kAmxMinTokensBf16 = 6;
+/// INT8 on the AVX512 path with VNNI and the tile layout: experts with at
+/// least this many tokens use the VNNI panel kernel (broadcast activations
+/// over the tile layout) instead of the row kernel. MoeOptions::vnniMinTokens
+/// overrides it.
+constexpr int kVnniPanelMinTokens = 5;
 
 struct QuantConfig {
   WeightFormat format = WeightFormat::BF16;
@@ -210,6 +215,18 @@ private:
   std::unique_ptr<State> state_;
 };
 
+/// Wall time of the phases of one moeForward call (seconds), for profiling.
+struct MoeStats {
+  double prepare = 0; ///< activations, routing
+  double panels = 0;  ///< panel pipeline: gathering / quantising x panels
+  double gateUp = 0;  ///< panel pipeline: fused gate/up
+  double quantH = 0;  ///< panel pipeline: INT8 h rows
+  double down = 0;    ///< panel pipeline: down + accumulation
+  double rows = 0;    ///< row kernels (experts with few tokens)
+  double combine = 0; ///< weighted sum per token
+  int panelExperts = 0, rowExperts = 0;
+};
+
 struct MoeOptions {
   KernelPath path = KernelPath::Auto;
   /// Threads to use when `pool` is null (a process-wide pool of this size is
@@ -220,6 +237,15 @@ struct MoeOptions {
   /// others the VNNI / AVX512-BF16 row kernels. <= 0: kAmxMinTokensInt8 /
   /// kAmxMinTokensBf16.
   int amxMinTokens = 0;
+  /// AVX512 path, INT8 weights with the tile layout: experts with at least
+  /// this many tokens use the VNNI panel kernel. <= 0: kVnniPanelMinTokens.
+  int vnniMinTokens = 0;
+  /// Tests only: run experts with >= amxMinTokens tokens (default 1) through
+  /// the panel pipeline with its portable reference micro-kernel, so the
+  /// pipeline is checked on CPUs without AMX. Needs the tile layout.
+  bool emulatePanels = false;
+  /// When set, receives the phase times of the call.
+  MoeStats *stats = nullptr;
 };
 
 /// Inputs of one MoE call. `x` is [tokens, hidden] of `xType`; `ids` and

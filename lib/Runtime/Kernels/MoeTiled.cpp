@@ -1,0 +1,269 @@
+//===- MoeTiled.cpp - Expert-major prefill for experts with many tokens ---===//
+//
+// Experts routed many tokens (prefill) run here, on a panel kernel (AMX
+// tiles, or VNNI with broadcast activations) over the weights' tile layout:
+//
+//  1. panels: each expert's token rows are gathered once into a contiguous
+//     panel (rows padded to 16, stride = row bytes + 64 so that the 16 rows
+//     of an A tile do not fall into the same L1 sets). INT8 activations are
+//     quantised per token (one scale for the whole row), so a dot product
+//     accumulates exactly in int32 over the whole input dimension and the
+//     kernels need no per-block rescaling.
+//  2. gate/up: tasks (expert, 32 intermediate rows); each micro-kernel call
+//     computes 16 gate and the same 16 up rows for 32 tokens, and the
+//     epilogue writes h = silu(gate) * up (BF16: straight into the down
+//     panel as bf16; INT8: fp32, quantised per pair in step 3).
+//  3. INT8: each pair's h row is quantised to 8 bits with one scale.
+//  4. down: tasks own 32 rows of the hidden dimension and loop over every
+//     expert, adding weight * y into accum[token] directly: no per-pair y
+//     buffer and no separate combine pass for these experts.
+//
+//===----------------------------------------------------------------------===//
+
+#include "MoeInternal.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+namespace kt::kernels::detail {
+
+char *Workspace::take(std::size_t bytes) {
+  if (next_ == blocks_.size()) {
+    blocks_.emplace_back();
+    caps_.push_back(0);
+  }
+  std::size_t i = next_++;
+  if (caps_[i] < bytes + 64) {
+    caps_[i] = bytes + 64;
+    blocks_[i].reset(new char[caps_[i]]);
+  }
+  return reinterpret_cast<char *>(
+      (reinterpret_cast<uintptr_t>(blocks_[i].get()) + 63) & ~uintptr_t(63));
+}
+
+void Workspace::reset() { next_ = 0; }
+
+namespace {
+
+constexpr int kPanelRows = 32; // tokens per micro-kernel call
+constexpr int kTileBytesAll = kTileRows * kTileBytes; // 1 KiB
+
+inline int pad16(int n) { return (n + 15) / 16 * 16; }
+
+/// 128 * (sum over the input dimension) of each weight row: what u8
+/// activations (q + 128) add to a dot product.
+void offsetCorrections(const PackedMatrix &m, std::vector<int32_t> &out) {
+  const int NB = m.paddedCols / kActBlock;
+  out.assign(m.tileRows() + 16, 0);
+  for (int r = 0; r < m.rows; ++r) {
+    int32_t s = 0;
+    for (int b = 0; b < NB; ++b)
+      s += m.rowSum[static_cast<std::size_t>(r) * NB + b];
+    out[r] = 128 * s;
+  }
+}
+
+struct Layout {
+  int esz;          // bytes per activation element
+  long xStride;     // bytes per x panel row
+  long hStride;     // bytes per h panel row
+  int xChunks;      // 64-byte chunks of an x row (gate/up K)
+  int hChunks;      // of an h row (down K)
+  std::vector<int> base; // first panel row of each listed expert
+  int rows = 0;          // panel rows in all
+};
+
+const char *tileBlock(const PackedMatrix &m, int rowBlock) {
+  const int chunks =
+      m.paddedCols * (m.format == WeightFormat::INT8 ? 1 : 2) / kTileBytes;
+  const std::size_t off =
+      static_cast<std::size_t>(rowBlock) * chunks * kTileBytesAll;
+  return m.format == WeightFormat::INT8
+             ? reinterpret_cast<const char *>(m.q8Tiles.data()) + off
+             : reinterpret_cast<const char *>(m.bf16Tiles.data()) + off;
+}
+
+} // namespace
+
+void runPanelExperts(const MoeWeights &w, const Routing &rt,
+                     const std::vector<int> &experts, const PanelKernel &k,
+                     const float *xf, int tokens, ThreadPool &pool,
+                     Workspace &ws, float *accum, MoeStats *stats) {
+  using Clock = std::chrono::steady_clock;
+  auto mark = Clock::now();
+  auto lap = [&](double MoeStats::*field) {
+    if (!stats)
+      return;
+    auto now = Clock::now();
+    stats->*field += std::chrono::duration<double>(now - mark).count();
+    mark = now;
+  };
+  if (experts.empty())
+    return;
+  const int H = w.hidden, I = w.intermediate;
+  const int PH = w.gate[experts[0]].paddedCols; // x row stride (elements)
+  const int PI = w.down[experts[0]].paddedCols;
+  const bool int8 = k.int8;
+  const PanelEpilogue &epi = k.epi;
+  Layout L;
+  L.esz = int8 ? 1 : 2;
+  L.xStride = static_cast<long>(PH) * L.esz + 64;
+  L.hStride = static_cast<long>(PI) * L.esz + 64;
+  L.xChunks = PH * L.esz / kTileBytes;
+  L.hChunks = PI * L.esz / kTileBytes;
+  const int NE = static_cast<int>(experts.size());
+  L.base.resize(NE + 1);
+  for (int i = 0; i < NE; ++i) {
+    L.base[i] = L.rows;
+    L.rows += pad16(rt.count(experts[i]));
+  }
+  L.base[NE] = L.rows;
+
+  char *xp = ws.take(static_cast<std::size_t>(L.rows) * L.xStride);
+  char *hp = ws.take(static_cast<std::size_t>(L.rows) * L.hStride);
+  float *xs = ws.take<float>(L.rows);
+  float *hs = ws.take<float>(L.rows);
+  float *hf = int8 ? ws.take<float>(static_cast<std::size_t>(L.rows) * PI)
+                   : nullptr;
+
+  // Weight row totals for u8 activations (VNNI), per listed expert.
+  std::vector<std::vector<int32_t>> gSum, uSum, dSum;
+  if (k.unsignedA) {
+    gSum.resize(NE);
+    uSum.resize(NE);
+    dSum.resize(NE);
+    pool.run(NE, [&](int i, int) {
+      offsetCorrections(w.gate[experts[i]], gSum[i]);
+      offsetCorrections(w.up[experts[i]], uSum[i]);
+      offsetCorrections(w.down[experts[i]], dSum[i]);
+    });
+  }
+
+  // 1. Panels. Each token row is quantised / rounded once, then copied into
+  // the panel of every expert it is routed to (16-row groups of pairs).
+  const long xBytes = static_cast<long>(PH) * L.esz;
+  char *xt = ws.take(static_cast<std::size_t>(tokens) * xBytes);
+  float *xts = ws.take<float>(tokens);
+  pool.run(tokens, [&](int t, int) {
+    const float *x = xf + static_cast<std::size_t>(t) * PH;
+    char *d = xt + static_cast<long>(t) * xBytes;
+    if (int8)
+      xts[t] = epi.quantize(x, H, PH, k.unsignedA, d);
+    else
+      epi.toBf16(x, PH, reinterpret_cast<uint16_t *>(d));
+  });
+  struct Group { int i, j0; };
+  std::vector<Group> groups;
+  for (int i = 0; i < NE; ++i)
+    for (int j0 = 0; j0 < rt.count(experts[i]); j0 += 16)
+      groups.push_back({i, j0});
+  const int zeroByte = int8 && k.unsignedA ? 128 : 0;
+  pool.run(static_cast<int>(groups.size()), [&](int gi, int) {
+    const Group g = groups[gi];
+    const int e = experts[g.i], n = rt.count(e), p0 = rt.offsets[e];
+    for (int j = g.j0; j < g.j0 + 16; ++j) {
+      const long row = L.base[g.i] + j;
+      char *xd = xp + row * L.xStride;
+      char *hd = hp + row * L.hStride;
+      if (j >= n) { // padding rows: zero activations, zero scales
+        std::memset(xd, zeroByte, L.xStride);
+        std::memset(hd, zeroByte, L.hStride);
+        xs[row] = hs[row] = 0;
+        continue;
+      }
+      const int tok = rt.token[p0 + j];
+      std::memcpy(xd, xt + static_cast<long>(tok) * xBytes, xBytes);
+      xs[row] = int8 ? xts[tok] : 0.f;
+      if (!int8) {
+        // h columns I .. PI stay zero (the gate/up epilogue writes < I).
+        std::memset(hd + static_cast<long>(I) * 2, 0,
+                    static_cast<std::size_t>(PI - I) * 2);
+      }
+    }
+  });
+
+  lap(&MoeStats::panels);
+
+  // 2. Gate/up: (expert, 32 intermediate rows).
+  struct Task { int i, r0; };
+  std::vector<Task> tasks;
+  const int iTileRows = w.gate[experts[0]].tileRows();
+  for (int i = 0; i < NE; ++i)
+    for (int r0 = 0; r0 < iTileRows; r0 += 32)
+      tasks.push_back({i, r0});
+  pool.run(static_cast<int>(tasks.size()), [&](int ti, int) {
+    const Task t = tasks[ti];
+    const int e = experts[t.i], n = rt.count(e);
+    const PackedMatrix &G = w.gate[e], &U = w.up[e];
+    alignas(64) int32_t cbuf[kPanelRows * 32];
+    for (int rb = t.r0; rb < std::min(t.r0 + 32, iTileRows); rb += 16) {
+      const char *B0 = tileBlock(G, rb / 16), *B1 = tileBlock(U, rb / 16);
+      const int nc = std::min(16, I - rb);
+      for (int j0 = 0; j0 < n; j0 += kPanelRows) {
+        const int M = std::min(kPanelRows, n - j0);
+        const long row0 = L.base[t.i] + j0;
+        k.micro(xp + row0 * L.xStride, L.xStride, M, B0, B1, L.xChunks, cbuf);
+        for (int m = 0; m < M; ++m) {
+          const long row = row0 + m;
+          const int32_t *gc = k.unsignedA ? &gSum[t.i][rb] : nullptr;
+          const int32_t *uc = k.unsignedA ? &uSum[t.i][rb] : nullptr;
+          epi.gateUp(cbuf + m * 32, nc, xs[row], int8 ? &G.scales[rb] : nullptr,
+                     int8 ? &U.scales[rb] : nullptr, gc, uc,
+                     int8 ? hf + row * PI + rb : nullptr,
+                     int8 ? nullptr
+                          : reinterpret_cast<uint16_t *>(hp + row * L.hStride) +
+                                rb);
+        }
+      }
+    }
+  });
+
+  lap(&MoeStats::gateUp);
+
+  // 3. INT8: quantise each pair's h row (padding rows were zeroed in 1).
+  if (int8)
+    pool.run(static_cast<int>(groups.size()), [&](int gi, int) {
+      const Group g = groups[gi];
+      const int n = rt.count(experts[g.i]);
+      for (int j = g.j0; j < std::min(n, g.j0 + 16); ++j) {
+        const long row = L.base[g.i] + j;
+        hs[row] = epi.quantize(hf + row * PI, I, PI, k.unsignedA,
+                               hp + row * L.hStride);
+      }
+    });
+
+  lap(&MoeStats::quantH);
+
+  // 4. Down: tasks own 32 hidden rows, loop over the experts.
+  const int hTileRows = w.down[experts[0]].tileRows();
+  const int nTasks = (hTileRows + 31) / 32;
+  pool.run(nTasks, [&](int ti, int) {
+    const int rb0 = ti * 32;
+    alignas(64) int32_t cbuf[kPanelRows * 32];
+    for (int i = 0; i < NE; ++i) {
+      const int e = experts[i], n = rt.count(e), p0 = rt.offsets[e];
+      const PackedMatrix &D = w.down[e];
+      const char *B0 = tileBlock(D, rb0 / 16);
+      const char *B1 =
+          rb0 + 16 < hTileRows ? tileBlock(D, rb0 / 16 + 1) : nullptr;
+      const int nc = std::min(32, H - rb0);
+      for (int j0 = 0; j0 < n; j0 += kPanelRows) {
+        const int M = std::min(kPanelRows, n - j0);
+        const long row0 = L.base[i] + j0;
+        k.micro(hp + row0 * L.hStride, L.hStride, M, B0, B1, L.hChunks, cbuf);
+        for (int m = 0; m < M; ++m) {
+          const int p = p0 + j0 + m;
+          float *o = accum + static_cast<std::size_t>(rt.token[p]) * H + rb0;
+          const float f = int8 ? rt.weight[p] * hs[row0 + m] : rt.weight[p];
+          epi.down(cbuf + m * 32, nc, f, int8 ? &D.scales[rb0] : nullptr,
+                   k.unsignedA ? &dSum[i][rb0] : nullptr, o);
+        }
+      }
+    }
+  });
+  lap(&MoeStats::down);
+}
+
+} // namespace kt::kernels::detail

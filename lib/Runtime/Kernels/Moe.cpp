@@ -30,12 +30,7 @@ using detail::ActRows;
 using detail::KernelSet;
 using detail::RowsKernel;
 
-namespace {
-
-constexpr int kGateUpBlock = 64; // intermediate rows per phase-2 task
-constexpr int kDownBlock = 128;  // hidden rows per phase-4 task
-
-ThreadPool &sharedPool(int threads) {
+ThreadPool &detail::sharedPool(int threads) {
   static std::mutex mu;
   static std::map<int, std::unique_ptr<ThreadPool>> pools;
   std::lock_guard<std::mutex> lock(mu);
@@ -44,6 +39,11 @@ ThreadPool &sharedPool(int threads) {
     p = std::make_unique<ThreadPool>(threads);
   return *p;
 }
+
+namespace {
+
+constexpr int kGateUpBlock = 64; // intermediate rows per phase-2 task
+constexpr int kDownBlock = 128;  // hidden rows per phase-4 task
 
 /// The row kernel of a path (AMX: its kernel for experts with few tokens).
 RowsKernel pickKernel(KernelPath path, WeightFormat f) {
@@ -180,7 +180,8 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
       : fmt == WeightFormat::INT8 ? kAmxMinTokensInt8
                                            : kAmxMinTokensBf16;
   auto kernelFor = [&](int n) { return big && n >= minTokens ? big : kern; };
-  ThreadPool &pool = opts.pool ? *opts.pool : sharedPool(std::max(1, opts.threads));
+  ThreadPool &pool =
+      opts.pool ? *opts.pool : detail::sharedPool(std::max(1, opts.threads));
 
   Routing rt = route(w, args);
   const int A = static_cast<int>(rt.token.size());

@@ -55,6 +55,10 @@ RowsKernel avx512Bf16Kernel();
 RowsKernel amxInt8Kernel();
 RowsKernel amxBf16Kernel();
 
+/// The process-wide pool of `threads` threads (MoeOptions::threads), made
+/// on first use.
+ThreadPool &sharedPool(int threads);
+
 /// Elements of an activation row that share one INT8 scale.
 constexpr int kActBlock = 128;
 

@@ -40,6 +40,11 @@ struct ExecOptions {
   int threads = 0;        ///< 0: one per core
   int64_t maxContext = 0; ///< 0: the model's max_position_embeddings
   std::string modelDir;   ///< "" = plan.source
+  /// Packed routed experts split across NUMA nodes (docs/kernels.md, "NUMA
+  /// split"): < 0: the KT_NUMA_NODES environment variable if set, else the
+  /// machine's nodes; 0 or 1: off; K >= 2: K nodes (virtual ones, cut from
+  /// the cores in order, unless the machine has exactly K).
+  int numaNodes = -1;
 };
 
 /// Wall time and token counts of the calls so far.

@@ -53,13 +53,15 @@ public:
   std::vector<HeldMatrix> held;
   std::vector<cpu::ExpertWeights> experts;
   std::unique_ptr<kernels::MoeWeights> packed;
+  /// Instead of `packed` when experts are split across NUMA nodes.
+  std::unique_ptr<kernels::NumaMoe> numaPacked;
   void run(const PlanOp &op, std::vector<Value> &v, RunContext &ctx) override {
     const Value &x = v[op.inputs[0]];
     const Value &ids = v[op.inputs[1]];
     const Value &w = v[op.inputs[2]];
     Value &out = v[op.outputs[0]];
     out.shapeF32(x.rows, hidden);
-    if (!packed) {
+    if (!packed && !numaPacked) {
       cpu::expertsReference(x.f.data(), x.rows, hidden, ids.i.data(),
                             w.f.data(), ids.cols, experts, out.f.data(),
                             ctx.pool);
@@ -77,7 +79,10 @@ public:
     args.outType = kernels::DType::F32;
     kernels::MoeOptions opts;
     opts.pool = ctx.pool;
-    kernels::moeForward(*packed, args, opts);
+    if (numaPacked)
+      kernels::moeForward(*numaPacked, args, *ctx.numa, opts);
+    else
+      kernels::moeForward(*packed, args, opts);
   }
 };
 
@@ -182,10 +187,17 @@ Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
         return Error{describe(op) + ": experts mix weight dtypes"};
       sources.push_back({e.gate.data, e.up.data, e.down.data});
     }
-    r->packed = std::make_unique<kernels::MoeWeights>(
-        kernels::packMoe(sources, src, static_cast<int>(r->hidden),
-                         static_cast<int>(inter), *quant, ctx.pool));
-    ctx.ownedBytes += r->packed->bytes();
+    if (ctx.numa) {
+      r->numaPacked = std::make_unique<kernels::NumaMoe>(
+          kernels::packNumaMoe(sources, src, static_cast<int>(r->hidden),
+                               static_cast<int>(inter), *quant, *ctx.numa));
+      ctx.ownedBytes += r->numaPacked->bytes();
+    } else {
+      r->packed = std::make_unique<kernels::MoeWeights>(
+          kernels::packMoe(sources, src, static_cast<int>(r->hidden),
+                           static_cast<int>(inter), *quant, ctx.pool));
+      ctx.ownedBytes += r->packed->bytes();
+    }
     r->held.clear(); // the packed copy replaces the checkpoint's views
     r->experts.clear();
   }

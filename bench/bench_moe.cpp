@@ -19,6 +19,15 @@
 // threshold/<int8|bf16>/<rows|amx>/per_expert:N: N tokens, all routed to the
 // same 8 experts, with the row kernels or with AMX tiles forced; the
 // crossing point gives kAmxMinTokensInt8 / kAmxMinTokensBf16.
+// numa/<bf16|int8|int4>/nodes:K/tokens:N: NumaMoe (intermediate dimension
+// split across K nodes, per-node pinned pools, partial sums merged) on
+// CpuTopology::host().split(K), i.e. *virtual* nodes unless the machine has
+// K real ones; nodes:1 is the same pinned pool running the unsplit call.
+// schedule/<stealing|shared>/<bf16|int8>/tokens:N: moeForward on a pool with
+// work stealing (the default) or the first version's shared counter.
+// pool/<stealing|shared>/<even|skewed>/tasks:N: one ThreadPool::run of N
+// tasks of ~1 us each (even) or with the first eighth 30x heavier (skewed):
+// scheduling overhead and balance without the kernels.
 // Counters:
 //   GBps      bytes of packed weights (routed experts) + activations / s
 //   TFLOPS    6 * H * I * routed pairs / s (int8: integer ops, same count)
@@ -32,6 +41,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kt/Runtime/Kernels/Moe.h"
+#include "kt/Runtime/Kernels/NumaMoe.h"
 
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
@@ -342,17 +352,8 @@ double peakFor(WeightFormat f, KernelPath path, const char **unit) {
   return f == WeightFormat::INT8 ? pk.int8 : pk.fma;
 }
 
-/// kLayers layers of kExperts experts; kUnique experts are packed from
-/// random bf16 data and copied into the rest (content does not change the
-/// speed; distinct memory does).
-const std::vector<MoeWeights> &layers(WeightFormat f, int numExperts = kExperts,
-                                      int numLayers = kLayers) {
-  static std::map<std::tuple<WeightFormat, int, int>, std::vector<MoeWeights>>
-      cache;
-  const auto key = std::make_tuple(f, numExperts, numLayers);
-  auto it = cache.find(key);
-  if (it != cache.end())
-    return it->second;
+/// kUnique experts of random bf16 data (HF layout).
+std::vector<ExpertSource> uniqueSources() {
   static std::vector<uint16_t> src = [] {
     size_t per = size_t(3) * kHidden * kInter;
     std::vector<uint16_t> s(per * kUnique);
@@ -366,7 +367,22 @@ const std::vector<MoeWeights> &layers(WeightFormat f, int numExperts = kExperts,
   const size_t m = size_t(kHidden) * kInter;
   for (int e = 0; e < kUnique; ++e)
     es[e] = {&src[(3 * e) * m], &src[(3 * e + 1) * m], &src[(3 * e + 2) * m]};
-  MoeWeights unique = packMoe(es, DType::BF16, kHidden, kInter, configOf(f), &pool());
+  return es;
+}
+
+/// kLayers layers of kExperts experts; kUnique experts are packed from
+/// random bf16 data and copied into the rest (content does not change the
+/// speed; distinct memory does).
+const std::vector<MoeWeights> &layers(WeightFormat f, int numExperts = kExperts,
+                                      int numLayers = kLayers) {
+  static std::map<std::tuple<WeightFormat, int, int>, std::vector<MoeWeights>>
+      cache;
+  const auto key = std::make_tuple(f, numExperts, numLayers);
+  auto it = cache.find(key);
+  if (it != cache.end())
+    return it->second;
+  MoeWeights unique = packMoe(uniqueSources(), DType::BF16, kHidden, kInter,
+                              configOf(f), &pool());
   std::vector<MoeWeights> ls(numLayers);
   for (auto &l : ls) {
     l.numExperts = numExperts;
@@ -478,6 +494,146 @@ void BM_Moe(benchmark::State &state, Case c) {
                  std::to_string(ls.size()) + " layers");
 }
 
+//===----------------------------------------------------------------------===//
+// NUMA split, schedules
+//===----------------------------------------------------------------------===//
+
+NumaPool &numaPool(int nodes) {
+  static std::map<int, std::unique_ptr<NumaPool>> pools;
+  auto &p = pools[nodes];
+  if (!p) {
+    NumaPoolOptions o;
+    o.threads = benchThreads();
+    p = std::make_unique<NumaPool>(CpuTopology::host().split(nodes), o);
+  }
+  return *p;
+}
+
+/// As layers(), split over `nodes` nodes; each node copies its slices of
+/// the replicated experts itself (first touch on the node).
+const std::vector<NumaMoe> &numaLayers(WeightFormat f, int nodes) {
+  static std::map<std::pair<WeightFormat, int>, std::vector<NumaMoe>> cache;
+  auto it = cache.find({f, nodes});
+  if (it != cache.end())
+    return it->second;
+  NumaPool &np = numaPool(nodes);
+  NumaMoe unique = packNumaMoe(uniqueSources(), DType::BF16, kHidden, kInter,
+                               configOf(f), np);
+  std::vector<NumaMoe> ls(kLayers);
+  for (NumaMoe &l : ls) {
+    l.numExperts = kExperts;
+    l.hidden = kHidden;
+    l.intermediate = kInter;
+    l.config = unique.config;
+    l.bounds = unique.bounds;
+    l.slices.resize(unique.slices.size());
+    for (size_t k = 0; k < l.slices.size(); ++k) {
+      MoeWeights &d = l.slices[k];
+      const MoeWeights &u = unique.slices[k];
+      d.numExperts = kExperts;
+      d.hidden = kHidden;
+      d.intermediate = u.intermediate;
+      d.config = u.config;
+      d.gate.resize(kExperts);
+      d.up.resize(kExperts);
+      d.down.resize(kExperts);
+      np.pool(static_cast<int>(k))
+          .submit([&] {
+            np.pool(static_cast<int>(k)).run(kExperts, [&](int e, int) {
+              d.gate[e] = u.gate[e % kUnique];
+              d.up[e] = u.up[e % kUnique];
+              d.down[e] = u.down[e % kUnique];
+            });
+          })
+          .get();
+    }
+  }
+  return cache.emplace(std::make_pair(f, nodes), std::move(ls)).first->second;
+}
+
+void setRates(benchmark::State &state, double bytes, double flops) {
+  state.counters["GBps"] = benchmark::Counter(
+      bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["TFLOPS"] = benchmark::Counter(
+      flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_MoeNuma(benchmark::State &state, Method m, int nodes, int T) {
+  const KernelPath path = resolve(m);
+  const std::vector<NumaMoe> &ls = numaLayers(m.format, nodes);
+  NumaPool &np = numaPool(nodes);
+  Batch b = makeBatch(T);
+  MoeArgs a{T,           kTopK,      b.x.data(),   DType::BF16, b.ids.data(),
+            IdType::I32, b.w.data(), b.out.data(), DType::F32};
+  MoeOptions o;
+  o.path = path;
+  const double bytes = moeBytesRead(ls[0], a), flops = moeFlops(ls[0], a);
+  size_t layer = 0;
+  moeForward(ls[layer++ % ls.size()], a, np, o); // warm-up
+  for (auto _ : state) {
+    moeForward(ls[layer++ % ls.size()], a, np, o);
+    benchmark::ClobberMemory();
+  }
+  setRates(state, bytes, flops);
+  state.counters["frac_of_read_bw"] =
+      benchmark::Counter(bytes / 1e9 / measureReadBw(),
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = np.threads();
+  state.counters["slices"] = static_cast<double>(ls[0].slices.size());
+  state.SetLabel(std::string(toString(path)) + ", " + np.topology().describe() +
+                 ", pinned");
+}
+
+ThreadPool &schedulePool(Schedule s) {
+  if (s == Schedule::Stealing)
+    return pool();
+  static ThreadPool shared(benchThreads(), [] {
+    ThreadPoolOptions o;
+    o.schedule = Schedule::Shared;
+    return o;
+  }());
+  return shared;
+}
+
+void BM_MoeSchedule(benchmark::State &state, Method m, Schedule s, int T) {
+  const KernelPath path = resolve(m);
+  const std::vector<MoeWeights> &ls = layers(m.format);
+  Batch b = makeBatch(T);
+  MoeArgs a{T,           kTopK,      b.x.data(),   DType::BF16, b.ids.data(),
+            IdType::I32, b.w.data(), b.out.data(), DType::F32};
+  MoeOptions o;
+  o.pool = &schedulePool(s);
+  o.path = path;
+  size_t layer = 0;
+  moeForward(ls[layer++ % ls.size()], a, o);
+  for (auto _ : state) {
+    moeForward(ls[layer++ % ls.size()], a, o);
+    benchmark::ClobberMemory();
+  }
+  setRates(state, moeBytesRead(ls[0], a), moeFlops(ls[0], a));
+  state.counters["threads"] = o.pool->size();
+  state.SetLabel(toString(path));
+}
+
+/// ~n ns of dependent integer work.
+void spinWork(int n) {
+  unsigned x = 1;
+  for (int i = 0; i < n; ++i)
+    x = x * 1664525u + 1013904223u;
+  benchmark::DoNotOptimize(x);
+}
+
+void BM_PoolRun(benchmark::State &state, Schedule s, bool skewed, int n) {
+  ThreadPool &tp = schedulePool(s);
+  for (auto _ : state)
+    tp.run(n, [&](int task, int) {
+      spinWork(skewed && task < n / 8 ? 30000 : 1000);
+    });
+  state.counters["threads"] = tp.size();
+  state.counters["tasks_per_s"] =
+      benchmark::Counter(n, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void BM_ReadBw(benchmark::State &state) {
   double bw = 0;
   for (auto _ : state) {
@@ -565,6 +721,43 @@ int registerAll() {
                 "/per_expert:" + std::to_string(N),
             {m, N, kExperts, kLayers, true, tiles ? 1 : 1 << 30});
     }
+  }
+  // NUMA split on (virtual) nodes, and the pool's schedules.
+  for (const Method &m : kMethods) {
+    if (m.path != KernelPath::Auto)
+      continue;
+    for (int nodes : {1, 2, 3})
+      for (int T : {1, 64, 512})
+        benchmark::RegisterBenchmark((std::string("numa/") + m.name +
+                                      "/nodes:" + std::to_string(nodes) +
+                                      "/tokens:" + std::to_string(T))
+                                         .c_str(),
+                                     BM_MoeNuma, m, nodes, T)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+  }
+  for (Schedule sc : {Schedule::Stealing, Schedule::Shared}) {
+    const char *sn = sc == Schedule::Stealing ? "stealing" : "shared";
+    for (const Method &m : kMethods) {
+      if (m.path != KernelPath::Auto || m.format == WeightFormat::INT4)
+        continue;
+      for (int T : {1, 64, 512})
+        benchmark::RegisterBenchmark((std::string("schedule/") + sn + "/" +
+                                      m.name + "/tokens:" + std::to_string(T))
+                                         .c_str(),
+                                     BM_MoeSchedule, m, sc, T)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+    }
+    for (bool skewed : {false, true})
+      for (int n : {16, 256, 4096})
+        benchmark::RegisterBenchmark((std::string("pool/") + sn +
+                                      (skewed ? "/skewed" : "/even") +
+                                      "/tasks:" + std::to_string(n))
+                                         .c_str(),
+                                     BM_PoolRun, sc, skewed, n)
+            ->UseRealTime()
+            ->Unit(benchmark::kMicrosecond);
   }
   return 0;
 }

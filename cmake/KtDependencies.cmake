@@ -33,7 +33,7 @@ set_target_properties(kt::utf8proc PROPERTIES IMPORTED_LOCATION ${KT_UTF8PROC_LI
 
 # hwloc (optional): NUMA-aware host memory and pinned threads. Debian's
 # static libhwloc.a calls libudev, which has no static archive; the runtime
-# then supplies inert udev stand-ins (lib/Runtime/Exec/UdevStubs.c).
+# then supplies inert udev stand-ins (lib/Runtime/Kernels/UdevStubs.c).
 find_path(KT_HWLOC_INCLUDE hwloc.h)
 find_library(KT_HWLOC_LIB NAMES libhwloc${KT_LIB_SUFFIX} hwloc)
 if(KT_HWLOC_INCLUDE AND KT_HWLOC_LIB)

@@ -22,6 +22,9 @@
 # the tree: CMake found every package under .kt-deps/, tests and benchmark
 # ran); not yet on the GPU machine.
 #
+# hwloc is not staged: KtKernels then reads the topology from /sys and
+# places NUMA slices by first touch only (docs/kernels.md).
+#
 # Environment for `run`: KT_BENCH_MIN_TIME (default 0.2), KT_BENCH_FILTER
 # (default: all), JOBS (default: nproc), KT_PEER_TIMEOUT (default 240 s).
 # After the benchmark, `run` times the same MoE layer in PyTorch bf16
@@ -97,8 +100,9 @@ for b in d["benchmarks"]:
         print(b["name"], b.get("error_message", "error"))
         continue
     c = {k: b[k] for k in ("real_time", "GBps", "TFLOPS", "frac_of_peak",
-                           "frac_of_ceiling", "x_vnni_peak",
-                           "x_fp32_fma_peak") if k in b}
+                           "frac_of_ceiling", "frac_of_read_bw",
+                           "x_vnni_peak", "x_fp32_fma_peak", "slices",
+                           "threads", "tasks_per_s") if k in b}
     c.update({k: b[k] for k in b if k.startswith("ms_") and b[k] > 0})
     print(b["name"], " ".join(f"{k}={v:.4g}" for k, v in c.items()), b.get("label", ""))
 PY

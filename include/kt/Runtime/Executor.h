@@ -43,6 +43,11 @@ struct ExecOptions {
   /// Routed experts packed offline by kt-quant (PackedExperts.h): loaded
   /// from this directory instead of packed at load; "" = pack at load.
   std::string expertsDir;
+  /// Packed routed experts split across NUMA nodes (docs/kernels.md, "NUMA
+  /// split"): < 0: the KT_NUMA_NODES environment variable if set, else the
+  /// machine's nodes; 0 or 1: off; K >= 2: K nodes (virtual ones, cut from
+  /// the cores in order, unless the machine has exactly K).
+  int numaNodes = -1;
 };
 
 /// Wall time and token counts of the calls so far.

@@ -10,6 +10,7 @@
 
 #include "kt/Runtime/CpuOps.h"
 #include "kt/Runtime/Executor.h"
+#include "kt/Runtime/Kernels/NumaMoe.h"
 
 #include <memory>
 #include <optional>
@@ -50,6 +51,8 @@ struct LoadContext {
   /// bf16: router logits (a bf16 router flips near-tied expert choices).
   std::set<int> keepF32;
   cpu::ThreadPool *pool = nullptr; ///< for packing weights at load
+  /// Per-node pools when routed experts are split across NUMA nodes.
+  kernels::NumaPool *numa = nullptr;
   /// Bytes of converted/packed weights and caches owned by runners.
   uint64_t ownedBytes = 0;
   uint64_t mappedBytes = 0;
@@ -58,6 +61,7 @@ struct LoadContext {
 /// What runners need at run time.
 struct RunContext {
   cpu::ThreadPool *pool;
+  kernels::NumaPool *numa; ///< as LoadContext::numa
   int64_t position;  ///< position of the first new token
   bool lastRowOnly;  ///< the logits op may compute only the last row
   int logitsValue;
@@ -138,6 +142,9 @@ struct ExpertMatrices {
 };
 Result<ExpertMatrices> gatherExperts(const PlanOp &op, LoadContext &ctx,
                                      bool packable);
+/// The gathered matrices as packing sources, with their common dtype.
+Result<std::pair<kernels::DType, std::vector<kernels::ExpertSource>>>
+expertSources(const PlanOp &op, const ExpertMatrices &m);
 /// Packs gathered matrices (what Model::load and kt-quant both run).
 Result<kernels::MoeWeights> packExperts(const PlanOp &op,
                                         const ExpertMatrices &m,

@@ -3,7 +3,7 @@
 #include "kt/Runtime/Executor.h"
 #include "ExecOps.h"
 
-#include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -21,6 +21,8 @@ struct Model::Impl {
   /// Index of the last op reading each value (-1: never read).
   std::vector<int> lastUse;
   std::unique_ptr<cpu::ThreadPool> pool;
+  /// Per-node pools of the NUMA-split experts (null: no split).
+  std::unique_ptr<kernels::NumaPool> numa;
   int64_t position = 0, contextLength = 0;
   uint64_t residentBytes = 0;
   ExecStats stats;
@@ -50,28 +52,29 @@ static std::string nonCpuDevice(const PlanOp &op) {
   return "";
 }
 
-/// Pins worker t of the pool to core t (one thread per core, as hwloc
-/// numbers them) when there are no more threads than cores. Each of the
-/// pool's threads takes exactly one of `size` tasks because every task
-/// waits until all threads have checked in (or 200 ms passed). KT_NO_PIN=1
-/// turns it off.
-static void pinPool(cpu::ThreadPool &pool) {
-  int cores = HostMemory::cores();
-  if (cores <= 0 || pool.size() > cores || std::getenv("KT_NO_PIN"))
-    return;
-  std::atomic<int> arrived{0};
-  std::vector<char> done(static_cast<size_t>(pool.size()), 0);
-  pool.run(pool.size(), [&](int, int thread) {
-    if (!done[thread]) {
-      done[thread] = 1;
-      HostMemory::pinCurrentThread(thread);
-    }
-    arrived.fetch_add(1);
-    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-    while (arrived.load() < pool.size() &&
-           std::chrono::steady_clock::now() < until)
-      std::this_thread::yield();
-  });
+/// Pool options that pin thread t to core t (one thread per core, cores
+/// in topology order) when there are no more threads than cores. Thread 0
+/// is the loading thread, which runs the ops. KT_NO_PIN=1 turns it off.
+static kernels::ThreadPoolOptions pinnedPool(int threads) {
+  kernels::ThreadPoolOptions o;
+  const kernels::CpuTopology &topo = kernels::CpuTopology::host();
+  std::vector<kernels::CpuCore> cores;
+  for (const auto &node : topo.nodes)
+    cores.insert(cores.end(), node.cores.begin(), node.cores.end());
+  if (cores.empty() || threads > static_cast<int>(cores.size()) ||
+      std::getenv("KT_NO_PIN"))
+    return o;
+  o.onStart = [cores](int t) { kernels::pinCurrentThread(cores[t]); };
+  return o;
+}
+
+/// The NUMA nodes to split packed experts across (<= 1: no split).
+static int numaNodes(const ExecOptions &opts) {
+  if (opts.numaNodes >= 0)
+    return opts.numaNodes;
+  if (const char *env = std::getenv("KT_NUMA_NODES"))
+    return std::atoi(env);
+  return static_cast<int>(kernels::CpuTopology::host().nodes.size());
 }
 
 Result<std::unique_ptr<Model>> Model::load(const Plan &plan,
@@ -114,10 +117,19 @@ Result<std::unique_ptr<Model>> Model::load(const Plan &plan,
   int threads = opts.threads > 0
                     ? opts.threads
                     : static_cast<int>(std::thread::hardware_concurrency());
-  impl->pool = std::make_unique<cpu::ThreadPool>(threads > 0 ? threads : 1);
-  pinPool(*impl->pool);
+  threads = std::max(threads, 1);
+  impl->pool = std::make_unique<cpu::ThreadPool>(threads, pinnedPool(threads));
+  if (int nodes = numaNodes(opts); nodes > 1) {
+    kernels::NumaPoolOptions no;
+    no.threads = threads;
+    no.pin = !std::getenv("KT_NO_PIN");
+    impl->numa = std::make_unique<kernels::NumaPool>(
+        kernels::CpuTopology::host().split(nodes), no);
+  }
   exec::LoadContext ctx{*impl->weights, opts, impl->config,
-                        impl->contextLength, {}, impl->pool.get()};
+                        impl->contextLength};
+  ctx.pool = impl->pool.get();
+  ctx.numa = impl->numa.get();
   for (const PlanOp &op : plan.ops)
     if (op.kind == "topk_route")
       ctx.keepF32.insert(op.inputs[0]);
@@ -168,7 +180,7 @@ Result<std::vector<float>> Model::forward(const std::vector<int64_t> &tokens,
   for (int64_t i = 0; i < t; ++i)
     pos.i[i] = m.position + i;
 
-  exec::RunContext ctx{m.pool.get(), m.position, !allLogits,
+  exec::RunContext ctx{m.pool.get(), m.numa.get(), m.position, !allLogits,
                        m.plan.logitsValue};
   for (size_t i = 0; i < m.plan.ops.size(); ++i) {
     const PlanOp &op = m.plan.ops[i];

@@ -53,13 +53,15 @@ public:
   std::vector<HeldMatrix> held;
   std::vector<cpu::ExpertWeights> experts;
   std::unique_ptr<kernels::MoeWeights> packed;
+  /// Instead of `packed` when experts are split across NUMA nodes.
+  std::unique_ptr<kernels::NumaMoe> numaPacked;
   void run(const PlanOp &op, std::vector<Value> &v, RunContext &ctx) override {
     const Value &x = v[op.inputs[0]];
     const Value &ids = v[op.inputs[1]];
     const Value &w = v[op.inputs[2]];
     Value &out = v[op.outputs[0]];
     out.shapeF32(x.rows, hidden);
-    if (!packed) {
+    if (!packed && !numaPacked) {
       cpu::expertsReference(x.f.data(), x.rows, hidden, ids.i.data(),
                             w.f.data(), ids.cols, experts, out.f.data(),
                             ctx.pool);
@@ -77,7 +79,10 @@ public:
     args.outType = kernels::DType::F32;
     kernels::MoeOptions opts;
     opts.pool = ctx.pool;
-    kernels::moeForward(*packed, args, opts);
+    if (numaPacked)
+      kernels::moeForward(*numaPacked, args, *ctx.numa, opts);
+    else
+      kernels::moeForward(*packed, args, opts);
   }
 };
 
@@ -105,6 +110,16 @@ Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
     return std::unique_ptr<OpRunner>(std::move(r));
   }
   // The packed copy replaces the checkpoint's views (dropped with `m`).
+  if (ctx.numa) { // split across NUMA nodes (docs/kernels.md, "NUMA split")
+    auto src = expertSources(op, *m);
+    if (!src.ok())
+      return src.error();
+    r->numaPacked = std::make_unique<kernels::NumaMoe>(kernels::packNumaMoe(
+        src->second, src->first, static_cast<int>(m->hidden),
+        static_cast<int>(m->intermediate), *quant, *ctx.numa));
+    ctx.ownedBytes += r->numaPacked->bytes();
+    return std::unique_ptr<OpRunner>(std::move(r));
+  }
   auto w = packExperts(op, *m, *quant, ctx.pool);
   if (!w.ok())
     return w.error();
@@ -206,10 +221,8 @@ Result<ExpertMatrices> gatherExperts(const PlanOp &op, LoadContext &ctx,
   return r;
 }
 
-Result<kernels::MoeWeights> packExperts(const PlanOp &op,
-                                        const ExpertMatrices &m,
-                                        const kernels::QuantConfig &cfg,
-                                        cpu::ThreadPool *pool) {
+Result<std::pair<kernels::DType, std::vector<kernels::ExpertSource>>>
+expertSources(const PlanOp &op, const ExpertMatrices &m) {
   // All matrices share one type after the loads of gatherExperts.
   kernels::DType src = m.experts[0].gate.type == cpu::WType::F32
                            ? kernels::DType::F32
@@ -220,7 +233,17 @@ Result<kernels::MoeWeights> packExperts(const PlanOp &op,
       return Error{describe(op) + ": experts mix weight dtypes"};
     sources.push_back({e.gate.data, e.up.data, e.down.data});
   }
-  return kernels::packMoe(sources, src, static_cast<int>(m.hidden),
+  return std::make_pair(src, std::move(sources));
+}
+
+Result<kernels::MoeWeights> packExperts(const PlanOp &op,
+                                        const ExpertMatrices &m,
+                                        const kernels::QuantConfig &cfg,
+                                        cpu::ThreadPool *pool) {
+  auto src = expertSources(op, m);
+  if (!src.ok())
+    return src.error();
+  return kernels::packMoe(src->second, src->first, static_cast<int>(m.hidden),
                           static_cast<int>(m.intermediate), cfg, pool);
 }
 

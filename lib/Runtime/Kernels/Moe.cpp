@@ -34,12 +34,7 @@ using detail::KernelSet;
 using detail::RowsKernel;
 using detail::Routing;
 
-namespace {
-
-constexpr int kGateUpBlock = 64; // intermediate rows per phase-2 task
-constexpr int kDownBlock = 128;  // hidden rows per phase-4 task
-
-ThreadPool &sharedPool(int threads) {
+ThreadPool &detail::sharedPool(int threads) {
   static std::mutex mu;
   static std::map<int, std::unique_ptr<ThreadPool>> pools;
   std::lock_guard<std::mutex> lock(mu);
@@ -48,6 +43,11 @@ ThreadPool &sharedPool(int threads) {
     p = std::make_unique<ThreadPool>(threads);
   return *p;
 }
+
+namespace {
+
+constexpr int kGateUpBlock = 64; // intermediate rows per phase-2 task
+constexpr int kDownBlock = 128;  // hidden rows per phase-4 task
 
 /// The row kernel of a path (AMX: its kernel for experts with few tokens).
 RowsKernel pickKernel(KernelPath path, WeightFormat f) {
@@ -208,7 +208,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   const RowsKernel kern = pickKernel(path, fmt);
   const PanelChoice panel = choosePanel(w, path, opts);
   ThreadPool &pool =
-      opts.pool ? *opts.pool : sharedPool(std::max(1, opts.threads));
+      opts.pool ? *opts.pool : detail::sharedPool(std::max(1, opts.threads));
   thread_local detail::Workspace ws;
   ws.reset();
   using Clock = std::chrono::steady_clock;

@@ -51,12 +51,6 @@ KernelSet avx512Kernels();
 RowsKernel avx512VnniInt8Kernel();
 /// vdpbf16ps on the row layout; reads ActRows::bf16.
 RowsKernel avx512Bf16Kernel();
-/// AMX kernels on the tile layout (PackedMatrix::q8Tiles / bf16Tiles).
-/// r0 must be a multiple of kTileRows. INT8 reads ActRows::u8 and ::scale,
-/// BF16 reads ActRows::bf16. Configure the calling thread's tiles on first
-/// use.
-RowsKernel amxInt8Kernel();
-RowsKernel amxBf16Kernel();
 
 //===----------------------------------------------------------------------===//
 // Panel (expert-major) kernels for experts with many tokens (MoeTiled.cpp)
@@ -152,6 +146,10 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
                      const std::vector<int> &experts, const PanelKernel &k,
                      const float *xf, int tokens, ThreadPool &pool,
                      Workspace &ws, float *accum, MoeStats *stats);
+
+/// The process-wide pool of `threads` threads (MoeOptions::threads), made
+/// on first use.
+ThreadPool &sharedPool(int threads);
 
 /// Elements of an activation row that share one INT8 scale.
 constexpr int kActBlock = 128;

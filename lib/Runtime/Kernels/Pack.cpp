@@ -1,15 +1,12 @@
-//===- Pack.cpp - Packed weight formats, CPU features, thread pool --------===//
+//===- Pack.cpp - Packed weight formats and CPU features ------------------===//
 
 #include "MoeInternal.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <condition_variable>
 #include <exception>
-#include <mutex>
 #include <stdexcept>
-#include <thread>
+#include <string>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -256,8 +253,20 @@ void quantGroup4(const float *w, int n, bool asym, uint8_t *q, float &scale,
 
 PackedMatrix packMatrix(const void *src, DType srcType, int rows, int cols,
                         const QuantConfig &cfg) {
-  if (!src || rows <= 0 || cols <= 0)
+  return packMatrixColumns(src, srcType, rows, cols, 0, cols, cfg);
+}
+
+PackedMatrix packMatrixColumns(const void *src, DType srcType, int rows,
+                               int srcCols, int c0, int c1,
+                               const QuantConfig &cfg) {
+  if (!src || rows <= 0 || srcCols <= 0)
     throw std::invalid_argument("packMatrix: empty source");
+  if (c0 < 0 || c1 > srcCols || c1 <= c0 || c0 % 128)
+    throw std::invalid_argument(
+        "packMatrixColumns: columns [" + std::to_string(c0) + ", " +
+        std::to_string(c1) + ") of " + std::to_string(srcCols) +
+        " (need 0 <= c0 < c1 <= cols, c0 a multiple of 128)");
+  const int cols = c1 - c0;
   PackedMatrix m;
   m.format = cfg.format;
   m.rows = rows;
@@ -266,8 +275,23 @@ PackedMatrix packMatrix(const void *src, DType srcType, int rows, int cols,
   const std::size_t P = m.paddedCols;
   std::vector<float> row(P, 0.f);
   auto fetchRow = [&](int r) {
+    const std::size_t base = static_cast<std::size_t>(r) * srcCols + c0;
     for (int c = 0; c < cols; ++c)
-      row[c] = loadSrc(src, srcType, static_cast<std::size_t>(r) * cols + c);
+      row[c] = loadSrc(src, srcType, base + c);
+  };
+  // INT8 scale of row r: max |w| over the whole source row, so a column
+  // slice quantises exactly like the full matrix.
+  auto rowAbsMax = [&](int r) {
+    float amax = 0;
+    for (int c = 0; c < cols; ++c)
+      amax = std::max(amax, std::fabs(row[c]));
+    if (cols == srcCols)
+      return amax;
+    const std::size_t base = static_cast<std::size_t>(r) * srcCols;
+    for (int c = 0; c < srcCols; ++c)
+      if (c < c0 || c >= c1)
+        amax = std::max(amax, std::fabs(loadSrc(src, srcType, base + c)));
+    return amax;
   };
   switch (cfg.format) {
   case WeightFormat::BF16:
@@ -284,10 +308,7 @@ PackedMatrix packMatrix(const void *src, DType srcType, int rows, int cols,
     m.rowSum.assign(rows * P / detail::kActBlock, 0);
     for (int r = 0; r < rows; ++r) {
       fetchRow(r);
-      float amax = 0;
-      for (int c = 0; c < cols; ++c)
-        amax = std::max(amax, std::fabs(row[c]));
-      float s = amax / 127.f;
+      float s = rowAbsMax(r) / 127.f;
       m.scales[r] = s;
       for (int c = 0; c < cols; ++c) {
         int v = s != 0 ? static_cast<int>(std::nearbyint(row[c] / s)) : 0;
@@ -420,89 +441,6 @@ MoeWeights packMoe(const std::vector<ExpertSource> &experts, DType srcType,
     if (err)
       std::rethrow_exception(err);
   return w;
-}
-
-//===----------------------------------------------------------------------===//
-// ThreadPool
-//===----------------------------------------------------------------------===//
-
-struct ThreadPool::State {
-  std::mutex runMu; // serialises concurrent run() callers
-  std::mutex mu;
-  std::condition_variable wake, done;
-  std::vector<std::thread> workers;
-  const std::function<void(int, int)> *fn = nullptr;
-  int n = 0;
-  std::atomic<int> next{0};
-  int busy = 0;
-  uint64_t generation = 0;
-  bool stop = false;
-
-  void work(int thread) {
-    for (;;) {
-      int i = next.fetch_add(1, std::memory_order_relaxed);
-      if (i >= n)
-        return;
-      (*fn)(i, thread);
-    }
-  }
-};
-
-ThreadPool::ThreadPool(int threads)
-    : threads_(std::max(1, threads)), state_(std::make_unique<State>()) {
-  State *s = state_.get();
-  for (int t = 1; t < threads_; ++t)
-    s->workers.emplace_back([s, t] {
-      uint64_t seen = 0;
-      for (;;) {
-        {
-          std::unique_lock<std::mutex> lock(s->mu);
-          s->wake.wait(lock, [&] { return s->stop || s->generation != seen; });
-          if (s->stop)
-            return;
-          seen = s->generation;
-        }
-        s->work(t);
-        std::lock_guard<std::mutex> lock(s->mu);
-        if (--s->busy == 0)
-          s->done.notify_one();
-      }
-    });
-}
-
-ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->stop = true;
-  }
-  state_->wake.notify_all();
-  for (auto &t : state_->workers)
-    t.join();
-}
-
-void ThreadPool::run(int n, const std::function<void(int, int)> &fn) {
-  if (n <= 0)
-    return;
-  State *s = state_.get();
-  if (threads_ == 1 || n == 1) {
-    for (int i = 0; i < n; ++i)
-      fn(i, 0);
-    return;
-  }
-  std::lock_guard<std::mutex> runLock(s->runMu);
-  {
-    std::lock_guard<std::mutex> lock(s->mu);
-    s->fn = &fn;
-    s->n = n;
-    s->next.store(0, std::memory_order_relaxed);
-    s->busy = threads_ - 1;
-    ++s->generation;
-  }
-  s->wake.notify_all();
-  s->work(0);
-  std::unique_lock<std::mutex> lock(s->mu);
-  s->done.wait(lock, [&] { return s->busy == 0; });
-  s->fn = nullptr;
 }
 
 } // namespace kt::kernels

@@ -17,9 +17,12 @@
 #ifndef KT_RUNTIME_KERNELS_MOE_H
 #define KT_RUNTIME_KERNELS_MOE_H
 
+#include "kt/Runtime/Kernels/ThreadPool.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -172,6 +175,15 @@ bool wantsTiles(const QuantConfig &cfg);
 /// weights are read from a file (the files hold the row layout only).
 void addTileLayout(PackedMatrix &m);
 
+/// Pack columns [c0, c1) of a row-major [rows, cols] tensor (a strided view,
+/// no copy) as a [rows, c1 - c0] matrix holding exactly the values of those
+/// columns in packMatrix(src, ..., rows, cols, cfg): INT8 row scales come
+/// from the whole row. c0 must be a multiple of 128 (INT4 groups and INT8
+/// row-sum blocks stay aligned); throws std::invalid_argument otherwise.
+PackedMatrix packMatrixColumns(const void *src, DType srcType, int rows,
+                               int cols, int c0, int c1,
+                               const QuantConfig &cfg);
+
 /// The routed experts of one MoE layer, packed.
 struct MoeWeights {
   int numExperts = 0, hidden = 0, intermediate = 0;
@@ -188,32 +200,10 @@ struct ExpertSource {
   const void *gate = nullptr, *up = nullptr, *down = nullptr;
 };
 
-class ThreadPool;
-
 /// Pack all experts; uses `pool` (may be null) to parallelise packing.
 MoeWeights packMoe(const std::vector<ExpertSource> &experts, DType srcType,
                    int hidden, int intermediate, const QuantConfig &cfg,
                    ThreadPool *pool = nullptr);
-
-/// A simple fork-join pool of std::threads. run() hands out task indices
-/// [0, n) dynamically to the caller thread and the workers and returns when
-/// all are done. Concurrent run() calls from different threads are
-/// serialised; calling run() from inside a task deadlocks. fn must not throw.
-class ThreadPool {
-public:
-  explicit ThreadPool(int threads);
-  ~ThreadPool();
-  ThreadPool(const ThreadPool &) = delete;
-  ThreadPool &operator=(const ThreadPool &) = delete;
-  int size() const { return threads_; }
-  /// fn(task, threadIndex) for every task in [0, n).
-  void run(int n, const std::function<void(int, int)> &fn);
-
-private:
-  struct State;
-  int threads_;
-  std::unique_ptr<State> state_;
-};
 
 /// Wall time of the phases of one moeForward call (seconds), for profiling.
 struct MoeStats {
@@ -267,6 +257,38 @@ struct MoeArgs {
 /// packed without the tile layout (Auto then falls back to AVX512BF16).
 void moeForward(const MoeWeights &w, const MoeArgs &args,
                 const MoeOptions &opts = {});
+
+/// A moeForward running on a pool's driver thread (submitMoe). wait()
+/// blocks until it is done and rethrows its exception; the destructor waits
+/// too (dropping the exception) so buffers are never used after the handle
+/// is gone.
+class MoeHandle {
+public:
+  MoeHandle() = default;
+  explicit MoeHandle(std::future<void> f) : f_(std::move(f)) {}
+  MoeHandle(MoeHandle &&) = default;
+  MoeHandle &operator=(MoeHandle &&o) noexcept;
+  ~MoeHandle();
+  /// A call is pending (not yet waited for).
+  bool valid() const { return f_.valid(); }
+  /// Done (wait() will not block). False when !valid().
+  bool ready() const;
+  /// Blocks until done; rethrows the call's exception. Once.
+  void wait();
+
+private:
+  std::future<void> f_;
+};
+
+/// Starts moeForward(w, args, opts) on the driver thread of opts.pool (or of
+/// the shared pool of opts.threads threads) and returns at once. Until the
+/// handle's wait() returns (or the handle is destroyed), `w`, the pool, and
+/// the buffers args points at (x, ids, weights, out) must stay valid; x,
+/// ids and weights must not change and out must not be read. Calls on one
+/// pool run one after another, in submission order; synchronous run()s of
+/// other callers interleave with them between pool phases.
+MoeHandle submitMoe(const MoeWeights &w, const MoeArgs &args,
+                    const MoeOptions &opts = {});
 
 /// Floating-point work of one call: 2 * 3 * H * I per routed (token, expert).
 double moeFlops(const MoeWeights &w, const MoeArgs &args);

@@ -1,0 +1,283 @@
+//===- ThreadPoolTest.cpp - work stealing, hooks, nesting, submit ---------===//
+//
+// Properties of the pool whatever the scheduling of the OS: every task runs
+// exactly once (balanced and heavily imbalanced costs, n below and far
+// above the thread count), a blocked task does not hold back the rest of
+// its thread's range (it is stolen), nested run() calls run inline,
+// concurrent callers never share the workers, the start hook runs once per
+// thread before any task, submitted jobs run on the driver thread and
+// their exceptions reach the future.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kt/Runtime/Kernels/ThreadPool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+using namespace kt::kernels;
+
+namespace {
+
+const char *name(Schedule s) {
+  return s == Schedule::Stealing ? "stealing" : "shared";
+}
+
+ThreadPoolOptions withSchedule(Schedule s) {
+  ThreadPoolOptions o;
+  o.schedule = s;
+  return o;
+}
+
+/// A few microseconds of work the compiler cannot drop.
+void spin(int iters) {
+  volatile unsigned x = 1;
+  for (int i = 0; i < iters; ++i)
+    x = x * 1664525u + 1013904223u;
+}
+
+class EveryTaskOnce : public testing::TestWithParam<std::tuple<Schedule, int>> {
+};
+
+TEST_P(EveryTaskOnce, ForAnyTaskCount) {
+  auto [sched, threads] = GetParam();
+  ThreadPool pool(threads, withSchedule(sched));
+  ASSERT_EQ(pool.size(), threads);
+  for (int n :
+       {0, 1, 2, 3, threads - 1, threads, threads + 1, 7, 64, 1000, 100000}) {
+    std::vector<std::atomic<int>> count(std::max(n, 1));
+    std::atomic<int> badThread{0};
+    pool.run(n, [&](int task, int thread) {
+      count[task].fetch_add(1, std::memory_order_relaxed);
+      if (thread < 0 || thread >= threads)
+        badThread = 1;
+    });
+    for (int i = 0; i < n; ++i)
+      ASSERT_EQ(count[i].load(), 1) << "task " << i << " of " << n;
+    EXPECT_EQ(badThread.load(), 0);
+  }
+}
+
+TEST_P(EveryTaskOnce, ImbalancedCosts) {
+  auto [sched, threads] = GetParam();
+  ThreadPool pool(threads, withSchedule(sched));
+  for (int n : {threads, 5 * threads + 3, 500}) {
+    // The first eighth (thread 0's range) costs ~1000x more, and every
+    // 17th task is heavy too.
+    std::vector<std::atomic<int>> count(n);
+    pool.run(n, [&](int task, int) {
+      spin(task < n / 8 || task % 17 == 0 ? 200000 : 200);
+      count[task].fetch_add(1, std::memory_order_relaxed);
+    });
+    for (int i = 0; i < n; ++i)
+      ASSERT_EQ(count[i].load(), 1) << "task " << i << " of " << n;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Pools, EveryTaskOnce,
+    testing::Combine(testing::Values(Schedule::Stealing, Schedule::Shared),
+                     testing::Values(1, 2, 3, 5, 8)),
+    [](const auto &info) {
+      return std::string(name(std::get<0>(info.param))) + "_" +
+             std::to_string(std::get<1>(info.param)) + "_threads";
+    });
+
+/// Task 0 (thread 0's first) blocks until every other task has run. With a
+/// static partition the rest of thread 0's range [1, n/3) would wait
+/// behind it; stealing must hand those tasks to the other threads. A
+/// deadlock shows as a timeout (30 s), not a hang.
+TEST(ThreadPool, BlockedTaskDoesNotHoldBackItsRange) {
+  for (Schedule sched : {Schedule::Stealing, Schedule::Shared}) {
+    ThreadPool pool(3, withSchedule(sched));
+    const int n = 60;
+    std::mutex mu;
+    std::condition_variable cv;
+    int done = 0;
+    bool timedOut = false;
+    std::vector<std::atomic<int>> count(n);
+    pool.run(n, [&](int task, int) {
+      if (task == 0) {
+        std::unique_lock<std::mutex> lock(mu);
+        timedOut = !cv.wait_for(lock, std::chrono::seconds(30),
+                                [&] { return done == n - 1; });
+      } else {
+        std::lock_guard<std::mutex> lock(mu);
+        ++done;
+        cv.notify_all();
+      }
+      count[task].fetch_add(1);
+    });
+    EXPECT_FALSE(timedOut) << name(sched);
+    for (int i = 0; i < n; ++i)
+      EXPECT_EQ(count[i].load(), 1) << name(sched) << " task " << i;
+  }
+}
+
+TEST(ThreadPool, NestedRunRunsInline) {
+  ThreadPool pool(3);
+  const int outer = 12, inner = 7;
+  std::vector<std::atomic<int>> count(outer * inner);
+  std::atomic<int> wrongThread{0};
+  pool.run(outer, [&](int o, int thread) {
+    const auto id = std::this_thread::get_id();
+    pool.run(inner, [&](int i, int t) {
+      if (t != thread || std::this_thread::get_id() != id)
+        wrongThread = 1;
+      count[o * inner + i].fetch_add(1);
+    });
+  });
+  for (auto &c : count)
+    EXPECT_EQ(c.load(), 1);
+  EXPECT_EQ(wrongThread.load(), 0);
+}
+
+/// Each caller counts the tasks its current run() has finished. While a
+/// task of caller c runs, every other caller's run is either not started
+/// (0) or complete (n): runs never overlap.
+TEST(ThreadPool, ConcurrentCallersAreSerialised) {
+  for (Schedule sched : {Schedule::Stealing, Schedule::Shared}) {
+    ThreadPool pool(3, withSchedule(sched));
+    const int callers = 4, reps = 30, n = 40;
+    std::vector<std::atomic<int>> doneInRun(callers);
+    std::atomic<int> overlaps{0}, total{0};
+    std::vector<std::thread> ts;
+    for (int c = 0; c < callers; ++c)
+      ts.emplace_back([&, c] {
+        for (int r = 0; r < reps; ++r) {
+          doneInRun[c] = 0;
+          pool.run(n, [&](int, int) {
+            for (int d = 0; d < callers; ++d) {
+              if (d == c)
+                continue;
+              const int v = doneInRun[d].load();
+              if (v != 0 && v != n)
+                overlaps.fetch_add(1);
+            }
+            spin(2000);
+            doneInRun[c].fetch_add(1);
+            total.fetch_add(1);
+          });
+          EXPECT_EQ(doneInRun[c].load(), n);
+        }
+      });
+    for (auto &t : ts)
+      t.join();
+    EXPECT_EQ(overlaps.load(), 0) << name(sched);
+    EXPECT_EQ(total.load(), callers * reps * n) << name(sched);
+  }
+}
+
+struct HookLog {
+  std::mutex mu;
+  std::vector<std::pair<int, std::thread::id>> calls;
+  void operator()(int t) {
+    std::lock_guard<std::mutex> lock(mu);
+    calls.push_back({t, std::this_thread::get_id()});
+  }
+};
+
+TEST(ThreadPool, StartHookOncePerThread) {
+  HookLog log;
+  ThreadPoolOptions o;
+  o.onStart = [&](int t) { log(t); };
+  ThreadPool pool(4, o);
+  // The constructor returned: every thread's hook has run, once.
+  std::map<int, std::thread::id> idOf;
+  {
+    std::lock_guard<std::mutex> lock(log.mu);
+    ASSERT_EQ(log.calls.size(), 4u);
+    for (auto [t, id] : log.calls) {
+      EXPECT_TRUE(idOf.emplace(t, id).second) << "index " << t << " twice";
+    }
+  }
+  ASSERT_EQ(idOf.size(), 4u);
+  EXPECT_EQ(idOf[0], std::this_thread::get_id());
+  std::set<std::thread::id> distinct;
+  for (auto [t, id] : idOf)
+    distinct.insert(id);
+  EXPECT_EQ(distinct.size(), 4u);
+  // Tasks run on the threads the hook saw, under the same index.
+  std::atomic<int> mismatches{0};
+  for (int rep = 0; rep < 20; ++rep)
+    pool.run(64, [&](int, int t) {
+      if (std::this_thread::get_id() != idOf.at(t))
+        mismatches.fetch_add(1);
+      spin(1000);
+    });
+  EXPECT_EQ(mismatches.load(), 0);
+  // submit() starts the driver thread: the hook runs there with index 0,
+  // once, and the job's run() uses it as thread 0.
+  std::thread::id driverId;
+  for (int i = 0; i < 3; ++i)
+    pool.submit([&] {
+          driverId = std::this_thread::get_id();
+          pool.run(8, [&](int, int t) {
+            if (t == 0 && std::this_thread::get_id() != driverId)
+              mismatches.fetch_add(1);
+          });
+        })
+        .get();
+  EXPECT_EQ(mismatches.load(), 0);
+  std::lock_guard<std::mutex> lock(log.mu);
+  ASSERT_EQ(log.calls.size(), 5u);
+  EXPECT_EQ(log.calls.back().first, 0);
+  EXPECT_EQ(log.calls.back().second, driverId);
+  EXPECT_NE(driverId, std::this_thread::get_id());
+}
+
+TEST(ThreadPool, HookCallerOff) {
+  HookLog log;
+  ThreadPoolOptions o;
+  o.onStart = [&](int t) { log(t); };
+  o.hookCaller = false;
+  ThreadPool pool(3, o);
+  std::lock_guard<std::mutex> lock(log.mu);
+  ASSERT_EQ(log.calls.size(), 2u);
+  for (auto [t, id] : log.calls) {
+    EXPECT_NE(t, 0);
+    EXPECT_NE(id, std::this_thread::get_id());
+  }
+}
+
+TEST(ThreadPool, SubmitRunsInOrderAndRethrows) {
+  ThreadPool pool(2);
+  std::vector<int> order;
+  std::vector<std::future<void>> fs;
+  for (int i = 0; i < 5; ++i)
+    fs.push_back(pool.submit([&order, i] { order.push_back(i); }));
+  auto bad = pool.submit([] { throw std::runtime_error("job failed"); });
+  for (auto &f : fs)
+    f.get();
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+  EXPECT_THROW(bad.get(), std::runtime_error);
+  // The driver survives a failed job.
+  int after = 0;
+  pool.submit([&] { after = 1; }).get();
+  EXPECT_EQ(after, 1);
+}
+
+TEST(ThreadPool, DestructorFinishesSubmittedJobs) {
+  std::atomic<int> ran{0};
+  {
+    ThreadPool pool(2);
+    for (int i = 0; i < 4; ++i)
+      pool.submit([&] {
+        spin(20000);
+        ran.fetch_add(1);
+      });
+  }
+  EXPECT_EQ(ran.load(), 4);
+}
+
+} // namespace

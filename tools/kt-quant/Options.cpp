@@ -2,6 +2,8 @@
 
 #include "Options.h"
 
+#include "ArgCursor.h"
+
 #include <charconv>
 #include <cstring>
 
@@ -34,26 +36,10 @@ std::optional<std::string> parseOptions(int argc, char **argv, QuantOptions &o,
   o.config.groupSize = 64;
   o.config.asymmetric = true;
   o.config.tiles = kt::kernels::TilePacking::Never; // not stored
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    std::string val;
-    bool hasInline = false;
-    if (auto eq = a.find('=');
-        a.rfind("--", 0) == 0 && eq != std::string::npos) {
-      val = a.substr(eq + 1);
-      a = a.substr(0, eq);
-      hasInline = true;
-    }
-    auto value = [&](std::string &out) -> std::optional<std::string> {
-      if (hasInline) {
-        out = val;
-        return std::nullopt;
-      }
-      if (i + 1 >= argc)
-        return a + " needs a value";
-      out = argv[++i];
-      return std::nullopt;
-    };
+  kttools::ArgCursor args(argc, argv);
+  while (args.next()) {
+    const std::string &a = args.name();
+    auto value = [&](std::string &out) { return args.value(out); };
     auto number = [&](int &out) -> std::optional<std::string> {
       std::string v;
       if (auto e = value(v))
@@ -65,7 +51,7 @@ std::optional<std::string> parseOptions(int argc, char **argv, QuantOptions &o,
     };
     std::optional<std::string> err;
     std::string v;
-    if (hasInline && (a == "--asym" || a == "--sym" || a == "--quiet"))
+    if (args.hasInlineValue() && (a == "--asym" || a == "--sym" || a == "--quiet"))
       return a + " takes no value";
     if (a == "--help" || a == "-h") {
       help = true;

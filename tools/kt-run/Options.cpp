@@ -2,6 +2,8 @@
 
 #include "Options.h"
 
+#include "ArgCursor.h"
+
 #include <charconv>
 #include <cstring>
 
@@ -47,32 +49,11 @@ template <class T> static bool parseNum(const char *s, T &out) {
 std::optional<std::string> parseOptions(int argc, char **argv, RunOptions &o,
                                         bool &help) {
   help = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    std::string val;
-    bool hasInline = false;
-    if (auto eq = a.find('=');
-        a.rfind("--", 0) == 0 && eq != std::string::npos) {
-      val = a.substr(eq + 1);
-      a = a.substr(0, eq);
-      hasInline = true;
-    }
-    auto flag = [&](bool &b) -> std::optional<std::string> {
-      if (hasInline)
-        return a + " takes no value";
-      b = true;
-      return std::nullopt;
-    };
-    auto value = [&](std::string &out) -> std::optional<std::string> {
-      if (hasInline) {
-        out = val;
-        return std::nullopt;
-      }
-      if (i + 1 >= argc)
-        return a + " needs a value";
-      out = argv[++i];
-      return std::nullopt;
-    };
+  kttools::ArgCursor args(argc, argv);
+  while (args.next()) {
+    const std::string &a = args.name();
+    auto flag = [&](bool &b) { return args.flag(b); };
+    auto value = [&](std::string &out) { return args.value(out); };
     std::string v;
     std::optional<std::string> err;
     auto num = [&](auto &dst) -> std::optional<std::string> {

@@ -14,11 +14,14 @@
 //   amx_int8, amx_bf16 KernelPath::AMX (AMX tiles for experts with >=
 //                      kAmxMinTokensInt8 / Bf16 tokens, VNNI /
 //                      AVX512-BF16 below)
+//   amx_int4           KernelPath::AMX on INT4 g64 weights: nibbles
+//                      dequantised to bf16 tiles for tdpbf16ps from
+//                      kAmxMinTokensInt4 tokens, the AVX512 row kernel below
 // qwen3_30b_a3b/<method>/tokens:N: the same shape with the model's 128
 // experts (one layer, 1.2 GB in BF16: not cache resident either).
-// threshold/<int8|bf16>/<rows|amx>/per_expert:N: N tokens, all routed to the
-// same 8 experts, with the row kernels or with AMX tiles forced; the
-// crossing point gives kAmxMinTokensInt8 / kAmxMinTokensBf16.
+// threshold/<int8|bf16|int4>/<rows|amx>/per_expert:N: N tokens, all routed
+// to the same 8 experts, with the row kernels or with AMX tiles forced; the
+// crossing point gives kAmxMinTokensInt8 / Bf16 / Int4.
 // numa/<bf16|int8|int4>/nodes:K/tokens:N: NumaMoe (intermediate dimension
 // split across K nodes, per-node pinned pools, partial sums merged) on
 // CpuTopology::host().split(K), i.e. *virtual* nodes unless the machine has
@@ -327,6 +330,7 @@ const Method kMethods[] = {
     {"avx512bf16", WeightFormat::BF16, KernelPath::AVX512BF16},
     {"amx_int8", WeightFormat::INT8, KernelPath::AMX},
     {"amx_bf16", WeightFormat::BF16, KernelPath::AMX},
+    {"amx_int4", WeightFormat::INT4, KernelPath::AMX},
 };
 
 KernelPath resolve(const Method &m) {
@@ -341,7 +345,7 @@ KernelPath resolve(const Method &m) {
 double peakFor(WeightFormat f, KernelPath path, const char **unit) {
   const Peaks &pk = peaks();
   if (path == KernelPath::AMX) {
-    *unit = f == WeightFormat::INT8 ? "amx tdpbssd" : "amx tdpbf16ps";
+    *unit = f == WeightFormat::INT8 ? "amx tdpbssd" : "amx tdpbf16ps"; // INT4: bf16
     return f == WeightFormat::INT8 ? pk.amxInt8 : pk.amxBf16;
   }
   if (path == KernelPath::AVX512BF16 && f == WeightFormat::BF16) {
@@ -446,7 +450,8 @@ void BM_Moe(benchmark::State &state, Case c) {
     return;
   }
   const std::vector<MoeWeights> &ls = layers(f, c.experts, c.numLayers);
-  if (path == KernelPath::AMX && !ls[0].hasTiles()) {
+  if (path == KernelPath::AMX && f != WeightFormat::INT4 &&
+      !ls[0].hasTiles()) {
     state.SkipWithError("skipped: weights packed without the tile layout");
     return;
   }
@@ -694,7 +699,7 @@ int registerAll() {
       add(std::string("moe/") + m.name + "/tokens:" + std::to_string(T), {m, T});
   // The model's 128 experts, one layer (1.2 GB in BF16).
   for (const Method &m : kMethods) {
-    if (m.format == WeightFormat::INT4)
+    if (m.format == WeightFormat::INT4 && m.path != KernelPath::AMX)
       continue;
     for (int T : {1, 64, 512, 2048})
       add(std::string("qwen3_30b_a3b/") + m.name + "/tokens:" + std::to_string(T),
@@ -714,8 +719,10 @@ int registerAll() {
         }
     if (m.path != KernelPath::AMX)
       continue;
-    const char *fmt = m.format == WeightFormat::INT8 ? "int8" : "bf16";
-    for (int N : {1, 2, 3, 4, 5, 6, 8, 16, 32}) {
+    const char *fmt = m.format == WeightFormat::INT8   ? "int8"
+                      : m.format == WeightFormat::INT4 ? "int4"
+                                                       : "bf16";
+    for (int N : {1, 2, 3, 4, 5, 6, 8, 12, 16, 32}) {
       for (bool tiles : {false, true})
         add(std::string("threshold/") + fmt + (tiles ? "/amx" : "/rows") +
                 "/per_expert:" + std::to_string(N),

@@ -161,7 +161,21 @@ PanelChoice choosePanel(const MoeWeights &w, KernelPath path,
                         const MoeOptions &opts) {
   const WeightFormat fmt = w.config.format;
   PanelChoice pc;
-  if (fmt == WeightFormat::INT4 || !w.hasTiles())
+  if (fmt == WeightFormat::INT4) {
+    // No tile layout: blocks are dequantised to bf16 tiles per task.
+    if (opts.emulatePanels) {
+      pc.kernel = detail::scalarPanel(false);
+      pc.kernel.dequant = detail::scalarDequant();
+      pc.minTokens = opts.amxMinTokens > 0 ? opts.amxMinTokens : 1;
+    } else if (path == KernelPath::AMX) {
+      pc.kernel = detail::amxBf16Panel();
+      pc.kernel.dequant = detail::avx512Dequant();
+      pc.minTokens =
+          opts.amxMinTokens > 0 ? opts.amxMinTokens : kAmxMinTokensInt4;
+    }
+    return pc;
+  }
+  if (!w.hasTiles())
     return pc;
   const bool int8 = fmt == WeightFormat::INT8;
   if (opts.emulatePanels) {
@@ -193,7 +207,8 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     return;
   const WeightFormat fmt = w.config.format;
   KernelPath path = opts.path == KernelPath::Auto ? bestPath(fmt) : opts.path;
-  const bool tiles = w.hasTiles();
+  // INT4 has no tile layout: the AMX path dequantises it per task.
+  const bool tiles = w.hasTiles() || fmt == WeightFormat::INT4;
   if (opts.path == KernelPath::Auto && path == KernelPath::AMX && !tiles)
     path = fmt == WeightFormat::BF16 ? KernelPath::AVX512BF16
                                      : KernelPath::AVX512;

@@ -91,6 +91,17 @@ struct PanelEpilogue {
 PanelEpilogue scalarEpilogue();
 PanelEpilogue avx512Epilogue();
 
+/// Writes the 16-row block `rowBlock` of m (INT4, or INT8) dequantised to
+/// bf16 in the tile layout of PackedMatrix::bf16Tiles: paddedCols / 32 tiles
+/// of 1 KiB, rows >= m.rows zero. The BF16 panel micro-kernels then run
+/// formats that have no bf16 tile layout of their own (PanelKernel::dequant).
+using PanelDequant = void (*)(const PackedMatrix &m, int rowBlock,
+                              uint16_t *dst);
+/// Portable reference (PackedMatrix::dequant, rounded to bf16).
+PanelDequant scalarDequant();
+/// AVX512 with AVX512-BF16 conversion; the same bits as scalarDequant().
+PanelDequant avx512Dequant();
+
 struct PanelKernel {
   PanelMicro micro = nullptr;
   bool int8 = false;
@@ -98,6 +109,10 @@ struct PanelKernel {
   /// subtracts 128 * (row sum of the weights); else s8 activations (q).
   bool unsignedA = false;
   PanelEpilogue epi;
+  /// When set, the micro-kernel is a BF16 one and weight blocks are
+  /// dequantised per task into per-thread scratch rather than read from the
+  /// weights' tile layout (INT4 on the AMX path).
+  PanelDequant dequant = nullptr;
 };
 
 PanelKernel amxInt8Panel();

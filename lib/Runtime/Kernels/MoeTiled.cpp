@@ -186,6 +186,21 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
 
   lap(&MoeStats::panels);
 
+  // Weight blocks of formats without a tile layout (k.dequant): each thread
+  // dequantises the 16-row blocks it is about to use into its own scratch
+  // (gate/up: one gate and one up block; down: two blocks).
+  const std::size_t gateBlock = static_cast<std::size_t>(kTileRows) * PH;
+  const std::size_t downBlock = static_cast<std::size_t>(kTileRows) * PI;
+  const std::size_t dqPerThread = 2 * std::max(gateBlock, downBlock);
+  uint16_t *dqAll = k.dequant ? ws.take<uint16_t>(dqPerThread * pool.size())
+                              : nullptr;
+  auto block = [&](const PackedMatrix &m, int rowBlock, uint16_t *scratch) {
+    if (!k.dequant)
+      return tileBlock(m, rowBlock);
+    k.dequant(m, rowBlock, scratch);
+    return reinterpret_cast<const char *>(scratch);
+  };
+
   // 2. Gate/up: (expert, 32 intermediate rows).
   struct Task { int i, r0; };
   std::vector<Task> tasks;
@@ -193,13 +208,15 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   for (int i = 0; i < NE; ++i)
     for (int r0 = 0; r0 < iTileRows; r0 += 32)
       tasks.push_back({i, r0});
-  pool.run(static_cast<int>(tasks.size()), [&](int ti, int) {
+  pool.run(static_cast<int>(tasks.size()), [&](int ti, int th) {
     const Task t = tasks[ti];
     const int e = experts[t.i], n = rt.count(e);
     const PackedMatrix &G = w.gate[e], &U = w.up[e];
     alignas(64) int32_t cbuf[kPanelRows * 32];
+    uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
     for (int rb = t.r0; rb < std::min(t.r0 + 32, iTileRows); rb += 16) {
-      const char *B0 = tileBlock(G, rb / 16), *B1 = tileBlock(U, rb / 16);
+      const char *B0 = block(G, rb / 16, dq);
+      const char *B1 = block(U, rb / 16, dq ? dq + gateBlock : nullptr);
       const int nc = std::min(16, I - rb);
       for (int j0 = 0; j0 < n; j0 += kPanelRows) {
         const int M = std::min(kPanelRows, n - j0);
@@ -239,15 +256,17 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   // 4. Down: tasks own 32 hidden rows, loop over the experts.
   const int hTileRows = w.down[experts[0]].tileRows();
   const int nTasks = (hTileRows + 31) / 32;
-  pool.run(nTasks, [&](int ti, int) {
+  pool.run(nTasks, [&](int ti, int th) {
     const int rb0 = ti * 32;
     alignas(64) int32_t cbuf[kPanelRows * 32];
+    uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
     for (int i = 0; i < NE; ++i) {
       const int e = experts[i], n = rt.count(e), p0 = rt.offsets[e];
       const PackedMatrix &D = w.down[e];
-      const char *B0 = tileBlock(D, rb0 / 16);
-      const char *B1 =
-          rb0 + 16 < hTileRows ? tileBlock(D, rb0 / 16 + 1) : nullptr;
+      const char *B0 = block(D, rb0 / 16, dq);
+      const char *B1 = rb0 + 16 < hTileRows
+                           ? block(D, rb0 / 16 + 1, dq ? dq + downBlock : nullptr)
+                           : nullptr;
       const int nc = std::min(32, H - rb0);
       for (int j0 = 0; j0 < n; j0 += kPanelRows) {
         const int M = std::min(kPanelRows, n - j0);

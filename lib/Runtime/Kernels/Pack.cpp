@@ -109,8 +109,8 @@ std::string missingFeature(KernelPath path, WeightFormat format) {
   case KernelPath::AVX512BF16:
   case KernelPath::AMX: {
     const bool amx = path == KernelPath::AMX;
-    if (amx && format == WeightFormat::INT4)
-      return "no AMX kernel for INT4 weights (use AVX512)";
+    // INT4 on AMX: nibbles dequantised to bf16 tiles for tdpbf16ps.
+    const bool bf16Tiles = format != WeightFormat::INT8;
     std::string lacks;
     auto need = [&](bool have, const char *name) {
       if (!have)
@@ -119,11 +119,14 @@ std::string missingFeature(KernelPath path, WeightFormat format) {
     if (amx) {
       need(c.amxTile, "AMX-TILE");
       need(format != WeightFormat::INT8 || c.amxInt8, "AMX-INT8");
-      need(format != WeightFormat::BF16 || c.amxBf16, "AMX-BF16");
+      need(!bf16Tiles || c.amxBf16, "AMX-BF16");
     }
-    // The row kernels (decode, and INT4 on AVX512BF16).
+    // The row kernels (decode, and INT4 on AVX512BF16); AMX INT4 also
+    // rounds its dequantised weights with vcvtne2ps2bf16.
     need(format != WeightFormat::INT8 || c.avx512vnni, "AVX512-VNNI");
-    need(format != WeightFormat::BF16 || c.avx512bf16, "AVX512-BF16");
+    const bool wantsBf16 = format == WeightFormat::BF16 ||
+                           (amx && format == WeightFormat::INT4);
+    need(!wantsBf16 || c.avx512bf16, "AVX512-BF16");
     need(c.avx512f, "AVX512F");
     need(c.avx512bw, "AVX512BW");
     need(c.avx512vl, "AVX512VL");

@@ -44,7 +44,9 @@ enum class WeightFormat { BF16, INT8, INT4 };
 ///  * AMX: per expert, AMX tiles (tdpbssd for INT8, tdpbf16ps for BF16) when
 ///    the expert has >= MoeOptions::amxMinTokens tokens, else the VNNI (INT8)
 ///    or AVX512-BF16 (BF16) kernel. Needs the tile layout (QuantConfig::tiles).
-///    No INT4 kernel.
+///    INT4 (no tile layout): experts with >= kAmxMinTokensInt4 tokens have
+///    their nibbles dequantised to bf16 tiles per task for tdpbf16ps (bf16
+///    activations); the others run the AVX512 fp32 row kernel.
 enum class KernelPath { Auto, Scalar, AVX2, AVX512, AVX512BF16, AMX };
 
 const char *toString(WeightFormat f);
@@ -87,6 +89,9 @@ constexpr int kTileRows = 16, kTileBytes = 64;
 /// faster in bench_moe's threshold/* cases on the 16-core AMX machine
 /// (docs/kernels.md). MoeOptions::amxMinTokens overrides both.
 constexpr int kAmxMinTokensInt8 = 5, kAmxMinTokensBf16 = 6;
+/// INT4 weights on the AMX path: experts with at least this many tokens are
+/// dequantised to bf16 tiles for AMX, the others run the AVX512 row kernel.
+constexpr int kAmxMinTokensInt4 = 8;
 /// INT8 on the AVX512 path with VNNI and the tile layout: experts with at
 /// least this many tokens use the VNNI panel kernel (broadcast activations
 /// over the tile layout) instead of the row kernel. MoeOptions::vnniMinTokens

@@ -26,7 +26,8 @@
 # places NUMA slices by first touch only (docs/kernels.md).
 #
 # Environment for `run`: KT_BENCH_MIN_TIME (default 0.2), KT_BENCH_FILTER
-# (default: all), JOBS (default: nproc), KT_PEER_TIMEOUT (default 240 s).
+# (default: all), JOBS (default: nproc), KT_PEER_TIMEOUT (default 240 s),
+# KT_PEER=0 to skip the PyTorch peer.
 # After the benchmark, `run` times the same MoE layer in PyTorch bf16
 # (scripts/moe_peer_torch.py, 16 threads) when python3 can import torch, and
 # saves its JSON as $OUT/moe_peer_torch.json.
@@ -108,7 +109,9 @@ for b in d["benchmarks"]:
 PY
   # PyTorch peer (bf16, same shapes), when this machine has torch.
   local prc=skipped
-  if command -v python3 >/dev/null && python3 -c 'import torch' 2>/dev/null; then
+  if [ "${KT_PEER:-1}" = 0 ]; then
+    echo "KT_PEER=0: PyTorch peer skipped"
+  elif command -v python3 >/dev/null && python3 -c 'import torch' 2>/dev/null; then
     set +e
     timeout "${KT_PEER_TIMEOUT:-240}" python3 scripts/moe_peer_torch.py \
       > "$out/moe_peer_torch.json" 2> "$out/moe_peer_torch.err"

@@ -14,6 +14,8 @@
 //   amx_int8, amx_bf16 KernelPath::AMX (AMX tiles for experts with >=
 //                      kAmxMinTokensInt8 / Bf16 tokens, VNNI /
 //                      AVX512-BF16 below)
+//   amx_int8_float     amx_int8 with Int8Activations::Float (W8A16: INT8
+//                      weights dequantised to bf16 tiles, tdpbf16ps)
 //   amx_int4           KernelPath::AMX on INT4 g64 weights: nibbles
 //                      dequantised to bf16 tiles for tdpbf16ps from
 //                      kAmxMinTokensInt4 tokens, the AVX512 row kernel below
@@ -321,6 +323,7 @@ struct Method {
   KernelPath path; // Auto: the best row-kernel path (AVX512, else AVX2)
   /// MoeOptions::vnniMinTokens (0: the library's default).
   int vnniMinTokens = 0;
+  Int8Activations int8Act = Int8Activations::Int8;
 };
 const Method kMethods[] = {
     {"bf16", WeightFormat::BF16, KernelPath::Auto},
@@ -331,6 +334,8 @@ const Method kMethods[] = {
     {"amx_int8", WeightFormat::INT8, KernelPath::AMX},
     {"amx_bf16", WeightFormat::BF16, KernelPath::AMX},
     {"amx_int4", WeightFormat::INT4, KernelPath::AMX},
+    {"amx_int8_float", WeightFormat::INT8, KernelPath::AMX, 0,
+     Int8Activations::Float},
 };
 
 KernelPath resolve(const Method &m) {
@@ -463,10 +468,12 @@ void BM_Moe(benchmark::State &state, Case c) {
   o.path = path;
   o.amxMinTokens = c.amxMinTokens;
   o.vnniMinTokens = c.method.vnniMinTokens;
+  o.int8Activations = c.method.int8Act;
   const double bytes = moeBytesRead(ls[0], a), flops = moeFlops(ls[0], a);
   const double bw = measureReadBw();
   const char *unit = "";
-  const double peak = peakFor(f, path, &unit);
+  const double peak = peakFor(c.method.int8Act == Int8Activations::Float ? WeightFormat::BF16 : f,
+                                 path, &unit);
   size_t layer = 0;
   moeForward(ls[layer++ % ls.size()], a, o); // warm-up: pool, tiles, pages
   auto t0 = std::chrono::steady_clock::now();

@@ -22,6 +22,10 @@ file, lowers it to a plan and generates text (docs/kt-run.md).
   --dtype f32|bf16        weight precision of linears, embeddings and experts (f32)
   --experts-dir DIR       load the routed experts packed by kt-quant from DIR
                           instead of quantising them at load (docs/kt-quant.md)
+  --int8-activations int8|float
+                          INT8 experts: quantise activations to 8 bits too
+                          (int8, default, fastest) or keep them (float: the
+                          weights' rounding only; docs/kernels.md)
   --prompt TEXT           prompt text (tokenized with the model's special tokens)
   --prompt-ids 1,2,3      prompt token ids
   --chat                  chat: with --prompt one turn through the chat template,
@@ -72,6 +76,13 @@ std::optional<std::string> parseOptions(int argc, char **argv, RunOptions &o,
       err = value(o.rules);
     } else if (a == "--experts-dir") {
       err = value(o.expertsDir);
+    } else if (a == "--int8-activations") {
+      if (!(err = value(v))) {
+        if (v == "int8" || v == "float")
+          o.int8FloatActivations = v == "float";
+        else
+          err = "--int8-activations must be int8 or float, not '" + v + "'";
+      }
     } else if (a == "--plan") {
       err = value(o.planFile);
     } else if (a == "--dtype") {

@@ -15,6 +15,7 @@ namespace ktrun {
 struct RunOptions {
   std::string model, rules, planFile;
   std::string expertsDir; ///< --experts-dir: routed experts from kt-quant
+  bool int8FloatActivations = false; ///< --int8-activations float
   kt::ComputeType dtype = kt::ComputeType::F32;
   std::optional<std::string> prompt, tokenize;
   std::optional<std::vector<int64_t>> promptIds;

@@ -154,6 +154,7 @@ int main(int argc, char **argv) {
   eo.maxContext = o.context;
   eo.modelDir = o.model;
   eo.expertsDir = o.expertsDir;
+  eo.int8FloatActivations = o.int8FloatActivations;
   auto model = kt::Model::load(*plan, eo);
   if (!model.ok()) {
     std::string msg = model.error().message;

@@ -196,6 +196,30 @@ TEST(Executor, Bf16StaysCloseToF32) {
   EXPECT_LT(d, 2e-2);
 }
 
+/// INT8 experts (the AMXInt8 backend) with unquantised activations
+/// (ExecOptions::int8FloatActivations, kt-run --int8-activations float):
+/// the option reaches the kernels (the logits change) and brings them closer
+/// to the exact fp32 experts, since only the weights' rounding is left.
+TEST(Executor, Int8FloatActivationsCloserToReference) {
+  Plan ref = compile("qwen3-moe", "qwen3-moe-cpu.yaml");
+  Plan q8 = compile("qwen3-moe", "qwen3-moe-cpu-int8.yaml");
+  ExecOptions o;
+  o.threads = 2;
+  auto exact = Model::load(ref, o);
+  auto w8a8 = Model::load(q8, o);
+  o.int8FloatActivations = true;
+  auto w8a16 = Model::load(q8, o);
+  ASSERT_TRUE(exact.ok() && w8a8.ok() && w8a16.ok());
+  auto e = (*exact)->forward(kIds, true), a = (*w8a8)->forward(kIds, true),
+       b = (*w8a16)->forward(kIds, true);
+  ASSERT_TRUE(e.ok() && a.ok() && b.ok());
+  const double d8 = maxRelDiff(*a, *e), d16 = maxRelDiff(*b, *e);
+  std::printf("[ info ] max relative logit difference vs fp32 experts: "
+              "w8a8 %.3g, w8a16 %.3g\n", d8, d16);
+  EXPECT_NE(*a, *b);
+  EXPECT_LT(d16, d8);
+}
+
 /// Packed experts split across (virtual) NUMA nodes: ExecOptions::numaNodes
 /// and KT_NUMA_NODES select the per-node pools and NumaMoe weights. The
 /// fixture's intermediate size (24) is below one 128-column slice, so the

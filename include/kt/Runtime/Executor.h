@@ -48,6 +48,10 @@ struct ExecOptions {
   /// machine's nodes; 0 or 1: off; K >= 2: K nodes (virtual ones, cut from
   /// the cores in order, unless the machine has exactly K).
   int numaNodes = -1;
+  /// INT8 routed experts: multiply unquantised activations (W8A16: the
+  /// weights' rounding only, prefill at about BF16 speed) instead of 8-bit
+  /// ones (W8A8, the default: fastest). kt-run --int8-activations float.
+  bool int8FloatActivations = false;
 };
 
 /// Wall time and token counts of the calls so far.

@@ -55,6 +55,7 @@ public:
   std::unique_ptr<kernels::MoeWeights> packed;
   /// Instead of `packed` when experts are split across NUMA nodes.
   std::unique_ptr<kernels::NumaMoe> numaPacked;
+  bool int8FloatActivations = false; ///< ExecOptions::int8FloatActivations
   void run(const PlanOp &op, std::vector<Value> &v, RunContext &ctx) override {
     const Value &x = v[op.inputs[0]];
     const Value &ids = v[op.inputs[1]];
@@ -79,6 +80,8 @@ public:
     args.outType = kernels::DType::F32;
     kernels::MoeOptions opts;
     opts.pool = ctx.pool;
+    if (int8FloatActivations)
+      opts.int8Activations = kernels::Int8Activations::Float;
     if (numaPacked)
       kernels::moeForward(*numaPacked, args, *ctx.numa, opts);
     else
@@ -89,6 +92,7 @@ public:
 Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
                                                  LoadContext &ctx) {
   auto r = std::make_unique<ExpertsRunner>();
+  r->int8FloatActivations = ctx.opts.int8FloatActivations;
   auto quant =
       formatFor(attrStr(op, "backend"), ctx.opts.dtype == ComputeType::BF16);
   if (!ctx.opts.expertsDir.empty()) { // packed offline by kt-quant

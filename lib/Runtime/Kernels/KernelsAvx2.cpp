@@ -1,7 +1,7 @@
 //===- KernelsAvx2.cpp - AVX2 + FMA fallback kernels ---------------------===//
 //
 // For x86-64 CPUs without AVX512. Same numerics as the scalar kernels:
-//   BF16 / INT4: fp32 FMA, 8 lanes.
+//   BF16 / INT4, and INT8 with fp32 activations: fp32 FMA, 8 lanes.
 //   INT8: s8 weights widened to s16 times the s16 activation rows
 //   (ActRows::s16 = u8 - 128, made once per call), summed by
 //   _mm256_madd_epi16 (exact; vpmaddubsw would saturate).
@@ -34,13 +34,39 @@ KT_TARGET static inline int32_t hsum(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-struct Bf16 {
+// Weights widened to fp32 8 at a time: BF16 by a 16-bit shift, INT8 (for
+// fp32 activations, Int8Activations::Float) by sign extension; INT8's row
+// scale is applied once to the dot product.
+struct Bf16Load {
+  using T = uint16_t;
+  static const T *row(const PackedMatrix &w, int r) {
+    return &w.bf16[static_cast<std::size_t>(r) * w.paddedCols];
+  }
+  KT_TARGET static inline __m256 load(const T *p) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static float scale(const PackedMatrix &, int) { return 1.f; }
+};
+struct Int8Load {
+  using T = int8_t;
+  static const T *row(const PackedMatrix &w, int r) {
+    return &w.q8[static_cast<std::size_t>(r) * w.paddedCols];
+  }
+  KT_TARGET static inline __m256 load(const T *p) {
+    __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i *>(p));
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+  }
+  static float scale(const PackedMatrix &w, int r) { return w.scales[r]; }
+};
+
+template <class L> struct FloatDot {
   template <int RB, int TB>
   KT_TARGET static inline void block(const PackedMatrix &w, int r,
                                      const ActRows &a, const int *idx,
                                      float *res) {
     const int P = w.paddedCols;
-    const uint16_t *wr = &w.bf16[static_cast<std::size_t>(r) * P];
+    const typename L::T *wr = L::row(w, r);
     const float *x[TB];
     for (int tb = 0; tb < TB; ++tb)
       x[tb] = a.f32 + static_cast<std::size_t>(idx[tb]) * a.stride;
@@ -49,15 +75,12 @@ struct Bf16 {
       for (int tb = 0; tb < TB; ++tb)
         acc[rb][tb] = _mm256_setzero_ps();
     for (int k = 0; k < P; k += 8) {
-      if ((k & 31) == 0) // next tile's rows, one cache line per row
+      if ((k * sizeof(typename L::T) & 63) == 0) // next tile's rows
         for (int rb = 0; rb < RB; ++rb)
           _mm_prefetch(reinterpret_cast<const char *>(wr + (RB + rb) * P + k),
                        _MM_HINT_T0);
       for (int rb = 0; rb < RB; ++rb) {
-        __m128i h = _mm_loadu_si128(
-            reinterpret_cast<const __m128i *>(wr + rb * P + k));
-        __m256 wv = _mm256_castsi256_ps(
-            _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+        const __m256 wv = L::load(wr + rb * P + k);
         for (int tb = 0; tb < TB; ++tb)
           acc[rb][tb] =
               _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[tb] + k), acc[rb][tb]);
@@ -65,7 +88,7 @@ struct Bf16 {
     }
     for (int tb = 0; tb < TB; ++tb)
       for (int rb = 0; rb < RB; ++rb)
-        res[tb * RB + rb] = hsum(acc[rb][tb]);
+        res[tb * RB + rb] = hsum(acc[rb][tb]) * L::scale(w, r + rb);
   }
 };
 
@@ -175,7 +198,7 @@ struct Int4 {
 KT_TARGET void bf16Rows(const PackedMatrix &w, int r0, int r1,
                         const ActRows &a, const int *idx, int n, float *out,
                         int outStride) {
-  rowsKernel<Bf16, 2, 4>(w, r0, r1, a, idx, n, out, outStride);
+  rowsKernel<FloatDot<Bf16Load>, 2, 4>(w, r0, r1, a, idx, n, out, outStride);
 }
 KT_TARGET void int8Rows(const PackedMatrix &w, int r0, int r1,
                         const ActRows &a, const int *idx, int n, float *out,
@@ -187,10 +210,17 @@ KT_TARGET void int4Rows(const PackedMatrix &w, int r0, int r1,
                         int outStride) {
   rowsKernel<Int4, 2, 4>(w, r0, r1, a, idx, n, out, outStride);
 }
+KT_TARGET void int8FloatRows(const PackedMatrix &w, int r0, int r1,
+                             const ActRows &a, const int *idx, int n,
+                             float *out, int outStride) {
+  rowsKernel<FloatDot<Int8Load>, 2, 4>(w, r0, r1, a, idx, n, out, outStride);
+}
 
 } // namespace
 
-KernelSet avx2Kernels() { return {bf16Rows, int8Rows, int4Rows}; }
+KernelSet avx2Kernels() {
+  return {bf16Rows, int8Rows, int4Rows, int8FloatRows};
+}
 
 bool int8NeedsS16(KernelPath path) { return path == KernelPath::AVX2; }
 

@@ -48,6 +48,22 @@ void int8Rows(const PackedMatrix &w, int r0, int r1, const ActRows &a,
   }
 }
 
+// INT8 weights times fp32 activations (Int8Activations::Float).
+void int8FloatRows(const PackedMatrix &w, int r0, int r1, const ActRows &a,
+                   const int *idx, int n, float *out, int outStride) {
+  const int P = w.paddedCols;
+  for (int r = r0; r < r1; ++r) {
+    const int8_t *wr = &w.q8[static_cast<std::size_t>(r) * P];
+    for (int j = 0; j < n; ++j) {
+      const float *x = a.f32 + static_cast<std::size_t>(idx[j]) * a.stride;
+      float acc = 0;
+      for (int k = 0; k < P; ++k)
+        acc += static_cast<float>(wr[k]) * x[k];
+      out[j * outStride + (r - r0)] = acc * w.scales[r];
+    }
+  }
+}
+
 void int4Rows(const PackedMatrix &w, int r0, int r1, const ActRows &a,
               const int *idx, int n, float *out, int outStride) {
   const int P = w.paddedCols, G = w.groupsPerRow(), gs = w.groupSize;
@@ -78,7 +94,9 @@ void int4Rows(const PackedMatrix &w, int r0, int r1, const ActRows &a,
 
 } // namespace
 
-KernelSet scalarKernels() { return {bf16Rows, int8Rows, int4Rows}; }
+KernelSet scalarKernels() {
+  return {bf16Rows, int8Rows, int4Rows, int8FloatRows};
+}
 
 void quantizeRowU8(const float *x, int n, int stride, uint8_t *q,
                    float *scales) {

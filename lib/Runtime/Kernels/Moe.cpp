@@ -50,7 +50,7 @@ constexpr int kGateUpBlock = 64; // intermediate rows per phase-2 task
 constexpr int kDownBlock = 128;  // hidden rows per phase-4 task
 
 /// The row kernel of a path (AMX: its kernel for experts with few tokens).
-RowsKernel pickKernel(KernelPath path, WeightFormat f) {
+RowsKernel pickKernel(KernelPath path, WeightFormat f, bool int8Float) {
   KernelSet ks;
   switch (path) {
   case KernelPath::AMX:
@@ -64,7 +64,7 @@ RowsKernel pickKernel(KernelPath path, WeightFormat f) {
   }
   switch (f) {
   case WeightFormat::BF16: return ks.bf16;
-  case WeightFormat::INT8: return ks.int8;
+  case WeightFormat::INT8: return int8Float ? ks.int8Float : ks.int8;
   case WeightFormat::INT4: return ks.int4;
   }
   return nullptr;
@@ -161,8 +161,14 @@ PanelChoice choosePanel(const MoeWeights &w, KernelPath path,
                         const MoeOptions &opts) {
   const WeightFormat fmt = w.config.format;
   PanelChoice pc;
-  if (fmt == WeightFormat::INT4) {
-    // No tile layout: blocks are dequantised to bf16 tiles per task.
+  const bool int8Float = fmt == WeightFormat::INT8 &&
+                         opts.int8Activations == Int8Activations::Float;
+  if (int8Float && path == KernelPath::AMX &&
+      !(cpuFeatures().amxBf16 && cpuFeatures().avx512bf16))
+    return pc; // W8A16 without AMX-BF16: the fp32 row kernels
+  if (fmt == WeightFormat::INT4 || (int8Float && w.hasTiles())) {
+    // No tile layout of the format's own (INT4), or INT8 weights for bf16
+    // activations: blocks are dequantised to bf16 tiles per task.
     if (opts.emulatePanels) {
       pc.kernel = detail::scalarPanel(false);
       pc.kernel.dequant = detail::scalarDequant();
@@ -220,7 +226,9 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     throw std::invalid_argument("moeForward: the AMX path needs weights "
                                 "packed with the tile layout "
                                 "(QuantConfig::tiles)");
-  const RowsKernel kern = pickKernel(path, fmt);
+  const bool int8Float = fmt == WeightFormat::INT8 &&
+                         opts.int8Activations == Int8Activations::Float;
+  const RowsKernel kern = pickKernel(path, fmt, int8Float);
   const PanelChoice panel = choosePanel(w, path, opts);
   ThreadPool &pool =
       opts.pool ? *opts.pool : detail::sharedPool(std::max(1, opts.threads));
@@ -253,7 +261,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     AS += rt.count(e);
   }
   const int PH = (H + 127) / 128 * 128, PI = (I + 127) / 128 * 128;
-  const bool int8 = fmt == WeightFormat::INT8 && AS > 0;
+  const bool int8 = fmt == WeightFormat::INT8 && !int8Float && AS > 0;
   const bool s16 = int8 && detail::int8NeedsS16(path);
   const bool b16 = fmt == WeightFormat::BF16 && AS > 0 &&
                    (path == KernelPath::AVX512BF16 || path == KernelPath::AMX);

@@ -40,6 +40,8 @@ using RowsKernel = void (*)(const PackedMatrix &w, int r0, int r1,
 
 struct KernelSet {
   RowsKernel bf16 = nullptr, int8 = nullptr, int4 = nullptr;
+  /// INT8 weights times fp32 activations (Int8Activations::Float).
+  RowsKernel int8Float = nullptr;
 };
 
 /// Whether the path's INT8 kernel reads ActRows::s16 (else ::u8).

@@ -39,6 +39,10 @@ const char *toString(KernelPath p) {
   return "?";
 }
 
+const char *toString(Int8Activations a) {
+  return a == Int8Activations::Int8 ? "int8" : "float";
+}
+
 const CpuFeatures &cpuFeatures() {
   static const CpuFeatures f = [] {
     CpuFeatures c;

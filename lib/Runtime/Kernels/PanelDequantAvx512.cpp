@@ -1,4 +1,4 @@
-//===- PanelDequantAvx512.cpp - INT4 weights to bf16 tiles (AVX512) -------===//
+//===- PanelDequantAvx512.cpp - INT4 / INT8 weights to bf16 tiles ---------===//
 //
 // INT4 rows (per 32-element block: 16 bytes, low nibbles = elements 0..15,
 // high nibbles = 16..31) are widened to fp32, scaled (q * s + o with the
@@ -7,6 +7,9 @@
 // and a bf16 tile row holds pair kk of all 16 rows, so 16 rows go through a
 // 16 x 16 transpose of 32-bit words. The multiply and add are separately
 // rounded (no FMA), so the bits equal the scalar reference's.
+// INT8 (Int8Activations::Float) is read from its tile layout, whose rows
+// already interleave the 16 weight rows: no transpose, only a split of each
+// 64-byte tile row into two bf16 tile rows.
 //
 //===----------------------------------------------------------------------===//
 
@@ -87,9 +90,53 @@ KT_TARGET void dequantInt4(const PackedMatrix &m, int rowBlock, uint16_t *dst) {
   }
 }
 
+/// INT8 tile layout (tile kc: row kk holds elements kc*64 + 4kk .. +3 of
+/// the 16 weight rows, 4 bytes per row) to bf16 tiles: int8 tile row kk
+/// becomes rows 2(kk % 8) and 2(kk % 8) + 1 of bf16 tile 2kc + kk / 8
+/// (elements 4kk, 4kk+1 and 4kk+2, 4kk+3 of each weight row).
+KT_TARGET void dequantInt8Tiles(const PackedMatrix &m, int rowBlock,
+                                uint16_t *dst) {
+  const int P = m.paddedCols;
+  // Scale of each byte's weight row: bytes 4n .. 4n+3 belong to row n.
+  __m512 sc[4];
+  for (int q = 0; q < 4; ++q) {
+    alignas(64) float s[16];
+    for (int i = 0; i < 16; ++i) {
+      const int row = rowBlock * kTileRows + 4 * q + i / 4;
+      s[i] = row < m.rows ? m.scales[row] : 0.f;
+    }
+    sc[q] = _mm512_load_ps(s);
+  }
+  // Even / odd 32-bit words of (rows 0..7 | rows 8..15): element pairs
+  // (4kk, 4kk+1) and (4kk+2, 4kk+3) of each row.
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
+                                         20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const int8_t *src = m.q8Tiles.data() +
+                      static_cast<std::size_t>(rowBlock) * kTileRows * P;
+  for (int kc = 0; kc < P / 64; ++kc)
+    for (int kk = 0; kk < 16; ++kk) {
+      const int8_t *t = src + static_cast<std::size_t>(kc) * 1024 + kk * 64;
+      __m512 f[4];
+      for (int q = 0; q < 4; ++q)
+        f[q] = _mm512_mul_round_ps(
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                _mm_loadu_si128(reinterpret_cast<const __m128i *>(t + 16 * q)))),
+            sc[q], kRound);
+      const __m512i lo = (__m512i)_mm512_cvtne2ps_pbh(f[1], f[0]); // rows 0..7
+      const __m512i hi = (__m512i)_mm512_cvtne2ps_pbh(f[3], f[2]); // 8..15
+      uint16_t *tile =
+          dst + static_cast<std::size_t>(2 * kc + kk / 8) * 512 + (kk % 8) * 64;
+      _mm512_storeu_si512(tile, _mm512_permutex2var_epi32(lo, even, hi));
+      _mm512_storeu_si512(tile + 32, _mm512_permutex2var_epi32(lo, odd, hi));
+    }
+}
+
 void dequant512(const PackedMatrix &m, int rowBlock, uint16_t *dst) {
   if (m.format == WeightFormat::INT4)
     dequantInt4(m, rowBlock, dst);
+  else if (m.format == WeightFormat::INT8 && !m.q8Tiles.empty())
+    dequantInt8Tiles(m, rowBlock, dst);
   else
     scalarDequant()(m, rowBlock, dst);
 }

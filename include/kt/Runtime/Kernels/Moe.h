@@ -222,8 +222,25 @@ struct MoeStats {
   int panelExperts = 0, rowExperts = 0;
 };
 
+/// What INT8 weights are multiplied with (MoeOptions::int8Activations).
+enum class Int8Activations {
+  /// W8A8: activations quantised to 8 bits too (per 128 elements on the row
+  /// kernels, per token on the panel kernels); integer dot products (VNNI,
+  /// tdpbssd), the fastest. Mean relative error on Gaussian data ~0.021
+  /// (rows) / ~0.026 (panels) against the original weights.
+  Int8,
+  /// W8A16: fp32 activations on the row kernels; on the AMX path experts
+  /// with many tokens have their weights dequantised to bf16 tiles for
+  /// tdpbf16ps (bf16 activations). Only the weights' rounding is left
+  /// (~0.015); prefill runs at about BF16 speed with INT8's memory.
+  Float
+};
+const char *toString(Int8Activations a);
+
 struct MoeOptions {
   KernelPath path = KernelPath::Auto;
+  /// INT8 weights only: see Int8Activations.
+  Int8Activations int8Activations = Int8Activations::Int8;
   /// Threads to use when `pool` is null (a process-wide pool of this size is
   /// created on first use). Ignored when `pool` is given.
   int threads = 1;

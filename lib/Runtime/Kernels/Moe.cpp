@@ -5,8 +5,9 @@
 //  * many tokens, on a path with a panel kernel (AMX tiles; AVX512-VNNI on
 //    the tile layout for INT8): the expert-major pipeline of MoeTiled.cpp,
 //    which adds its results straight into an fp32 accumulator per token;
-//  * few tokens (decode), or paths without one: the row kernels, in phases
-//    over a ThreadPool:
+//  * few tokens (decode): on the AMX path the same pipeline with the
+//    VNNI / AVX512-BF16 panel kernels (one packed layout: the tiles); on
+//    the other paths the row kernels, in phases over a ThreadPool:
 //    1. activations (fp32 padded rows; INT8: u8 rows, a scale per 128);
 //    2. tasks (expert, 64 intermediate rows): gate and up for every token of
 //       the expert, h = silu(gate) * up per routed (token, expert) pair;
@@ -151,10 +152,12 @@ double moeBytesRead(const MoeWeights &w, const MoeArgs &args) {
 namespace {
 
 /// The panel kernel a call may use for experts with many tokens, and from
-/// how many tokens on.
+/// how many tokens on; and the one for the other experts where they also run
+/// on the tile layout (AMX path), instead of the row kernels.
 struct PanelChoice {
   detail::PanelKernel kernel;
   int minTokens = 0; // 0: no panel kernel
+  detail::PanelKernel small; // micro null: the row kernels
 };
 
 PanelChoice choosePanel(const MoeWeights &w, KernelPath path,
@@ -167,11 +170,14 @@ PanelChoice choosePanel(const MoeWeights &w, KernelPath path,
   if (opts.emulatePanels) {
     pc.kernel = detail::scalarPanel(int8);
     pc.minTokens = opts.amxMinTokens > 0 ? opts.amxMinTokens : 1;
+    if (!w.hasRows()) // tile-only: as the AMX path, no expert on rows
+      pc.small = pc.kernel;
   } else if (path == KernelPath::AMX) {
     pc.kernel = int8 ? detail::amxInt8Panel() : detail::amxBf16Panel();
     pc.minTokens = opts.amxMinTokens > 0 ? opts.amxMinTokens
                    : int8              ? kAmxMinTokensInt8
                                        : kAmxMinTokensBf16;
+    pc.small = int8 ? detail::vnniInt8Panel() : detail::avx512Bf16Panel();
   } else if (path == KernelPath::AVX512 && int8 &&
              cpuFeatures().avx512vnni) {
     pc.kernel = detail::vnniInt8Panel();
@@ -207,6 +213,11 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
                                 "(QuantConfig::tiles)");
   const RowsKernel kern = pickKernel(path, fmt);
   const PanelChoice panel = choosePanel(w, path, opts);
+  if (!panel.small.micro && !w.hasRows())
+    throw std::invalid_argument(std::string("moeForward: path ") +
+                                toString(path) +
+                                " needs the row layout; these weights were "
+                                "packed tile-only (TilePacking::Only)");
   ThreadPool &pool =
       opts.pool ? *opts.pool : detail::sharedPool(std::max(1, opts.threads));
   thread_local detail::Workspace ws;
@@ -225,11 +236,14 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   };
 
   Routing rt = route(w, args);
-  // Experts with many tokens go to the panel pipeline, the rest to the row
-  // kernels; `small` pairs get compact indices.
-  std::vector<int> big, small;
+  // Experts with many tokens go to the panel pipeline, the rest to the
+  // small-expert panel kernel (`tiny`) or else the row kernels (`small`,
+  // whose pairs get compact indices).
+  std::vector<int> big, tiny, small;
   for (int e : rt.active)
-    (panel.minTokens > 0 && rt.count(e) >= panel.minTokens ? big : small)
+    (panel.minTokens > 0 && rt.count(e) >= panel.minTokens ? big
+     : panel.small.micro                                   ? tiny
+                                                           : small)
         .push_back(e);
   std::vector<int> smallBase(w.numExperts + 1, -1);
   int AS = 0; // pairs of small experts
@@ -251,8 +265,9 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   float *xs = int8 ? ws.take<float>(TPH / detail::kActBlock) : nullptr;
   int16_t *x16 = s16 ? ws.take<int16_t>(TPH) : nullptr;
   uint16_t *xb = b16 ? ws.take<uint16_t>(TPH) : nullptr;
-  float *accum =
-      big.empty() ? nullptr : ws.take<float>(static_cast<std::size_t>(T) * H);
+  float *accum = big.empty() && tiny.empty()
+                     ? nullptr
+                     : ws.take<float>(static_cast<std::size_t>(T) * H);
   pool.run(T, [&](int t, int) {
     const std::size_t o = static_cast<std::size_t>(t) * PH;
     float *dst = xf + o;
@@ -282,14 +297,18 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   });
 
   if (st) {
-    st->panelExperts = static_cast<int>(big.size());
+    st->panelExperts = static_cast<int>(big.size() + tiny.size());
     st->rowExperts = static_cast<int>(small.size());
   }
   lap(&MoeStats::prepare);
 
-  // Experts with many tokens.
+  // Experts on the tile layout; both calls add into accum (each takes its
+  // own scratch from ws).
   if (!big.empty())
     detail::runPanelExperts(w, rt, big, panel.kernel, xf, T, pool, ws, accum,
+                            st);
+  if (!tiny.empty())
+    detail::runPanelExperts(w, rt, tiny, panel.small, xf, T, pool, ws, accum,
                             st);
   mark = Clock::now();
 

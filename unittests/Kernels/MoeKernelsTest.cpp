@@ -289,9 +289,7 @@ TEST_P(MoeOdd, MatchesFloat64Reference) {
         num += std::fabs(out[i] - ref[i]);
         den += std::fabs(ref[i]);
       }
-      EXPECT_LE(num / den, b16   ? kBf16ActBound
-                           : i8p ? kInt8PanelVsRows
-                                 : 1e-5);
+      EXPECT_LE(num / den, b16 ? kBf16ActBound : i8p ? kInt8PanelVsRows : 1e-5);
     }
   }
 }
@@ -488,10 +486,10 @@ TEST(TileOnly, PackingKeepsTilesOnly) {
     m[i] = std::sin(0.23f * i);
   for (const Fmt &f : kFormats) {
     SCOPED_TRACE(f.name);
-    const PackedMatrix both = packMatrix(
-        m.data(), DType::F32, rows, cols, withTiles(f.cfg, TilePacking::Always));
-    const PackedMatrix only = packMatrix(
-        m.data(), DType::F32, rows, cols, withTiles(f.cfg, TilePacking::Only));
+    const PackedMatrix both = packMatrix(m.data(), DType::F32, rows, cols,
+                                         withTiles(f.cfg, TilePacking::Always));
+    const PackedMatrix only = packMatrix(m.data(), DType::F32, rows, cols,
+                                         withTiles(f.cfg, TilePacking::Only));
     if (f.cfg.format == WeightFormat::INT4) {
       EXPECT_TRUE(only.hasRows());
       EXPECT_FALSE(only.hasTiles());
@@ -587,8 +585,8 @@ TEST(TileOnly, RowPathsRefuseTileOnlyWeights) {
 std::vector<float> runEmulated(const Problem &p, const MoeWeights &w,
                                int amxMinTokens, int threads = 2) {
   std::vector<float> out(static_cast<size_t>(p.T) * p.H, NAN);
-  MoeArgs a{p.T, p.K, p.x.data(), DType::F32, p.ids.data(), IdType::I64,
-            p.wts.data(), out.data(), DType::F32};
+  MoeArgs a{p.T,         p.K,          p.x.data(), DType::F32, p.ids.data(),
+            IdType::I64, p.wts.data(), out.data(), DType::F32};
   MoeOptions o;
   o.path = KernelPath::Scalar;
   o.threads = threads;
@@ -633,12 +631,63 @@ TEST(TileOnly, EmulatedPanelsRunTileOnlyWeights) {
         EXPECT_LE(kErr, int8 ? kInt8MoeBound : kBf16ActBound);
         // BF16: bf16 activations add their rounding to the format's error
         // (0.0051 at H 130 / I 40, T 1).
-        EXPECT_LE(fErr, int8 ? kInt8PanelMoeBound : f.formatBound + kBf16ActBound);
+        EXPECT_LE(fErr,
+                  int8 ? kInt8PanelMoeBound : f.formatBound + kBf16ActBound);
         std::printf("[ info ] tile-only %s H=%d I=%d T=%d: %.3g vs "
                     "dequantised, %.3g vs original weights\n",
                     f.name, H, I, T, kErr, fErr);
       }
     }
+  }
+}
+
+// Memory of one Qwen3-30B-A3B MoE layer (128 experts, H 2048, I 768) as
+// PackedMatrix::memoryBytes() counts it, both layouts (the AMX default
+// before TilePacking::Only) vs tile-only (the default now): the figures of
+// docs/kernels.md ("One packed layout").
+TEST(TileOnly, MemoryOfAQwen3Layer) {
+  const int H = 2048, I = 768, E = 128;
+  std::vector<float> zeros(static_cast<size_t>(H) * I, 0.f);
+  auto layer = [&](WeightFormat f, TilePacking t) {
+    const QuantConfig cfg{f, 64, false, t};
+    const PackedMatrix gu = packMatrix(zeros.data(), DType::F32, I, H, cfg);
+    const PackedMatrix d = packMatrix(zeros.data(), DType::F32, H, I, cfg);
+    return E * (2 * gu.memoryBytes() + d.memoryBytes());
+  };
+  const std::size_t bf16Both = layer(WeightFormat::BF16, TilePacking::Always);
+  const std::size_t bf16Only = layer(WeightFormat::BF16, TilePacking::Only);
+  const std::size_t int8Both = layer(WeightFormat::INT8, TilePacking::Always);
+  const std::size_t int8Only = layer(WeightFormat::INT8, TilePacking::Only);
+  const std::size_t int8Rows = layer(WeightFormat::INT8, TilePacking::Never);
+  std::printf("[ info ] Qwen3-30B-A3B layer: bf16 %zu -> %zu bytes, int8 %zu "
+              "-> %zu bytes (rows only: %zu)\n",
+              bf16Both, bf16Only, int8Both, int8Only, int8Rows);
+  EXPECT_EQ(bf16Both, 2415919104u); // 2 x 128 x 3 x 2048 x 768 x 2
+  EXPECT_EQ(bf16Only, 1207959552u);
+  EXPECT_EQ(int8Both, 1228668928u); // + rowSum 147456, scales 14336 / expert
+  EXPECT_EQ(int8Only, 624689152u);
+  EXPECT_EQ(int8Only, int8Rows); // the tiles replace the rows byte for byte
+}
+
+// The AMX path's numerics at MoeRealShape's shape (H 2048, I 768, 16
+// experts, top 8, T 4: every expert on the small-expert panel kernel), with
+// the portable micro-kernel on tile-only weights: the bounds MoeRealShape
+// applies to the AMX path, checked on every CPU.
+TEST(TileOnly, RealShapeAccuracyOfTheAmxPath) {
+  Problem p = makeProblem(16, 2048, 768, 4, 8, 7, false);
+  const std::vector<double> orig = originalRef(p, p.x);
+  for (int fi : {0, 1}) {
+    const Fmt &f = kFormats[fi];
+    MoeWeights w = pack(p, withTiles(f.cfg, TilePacking::Only));
+    std::vector<float> out = runEmulated(p, w, 1 << 30);
+    const double fErr = meanRelErr(out, orig);
+    const double kErr = meanRelErr(out, dequantRef(p, w, p.x));
+    std::printf("[ info ] tile-only %s H 2048 I 768 T 4: %.4g vs original, "
+                "%.4g vs dequantised weights\n",
+                f.name, fErr, kErr);
+    const bool int8 = f.cfg.format == WeightFormat::INT8;
+    EXPECT_LE(fErr, int8 ? kInt8PanelMoeBound : f.formatBound);
+    EXPECT_LE(kErr, int8 ? f.kernelBound : kBf16ActBound);
   }
 }
 

@@ -152,7 +152,8 @@ TEST(PanelMicro, Avx512Bf16MatchesReference) {
 }
 
 TEST(PanelMicro, VnniInt8MatchesReference) {
-  const std::string why = missingFeature(KernelPath::AVX512, WeightFormat::INT8);
+  const std::string why =
+      missingFeature(KernelPath::AVX512, WeightFormat::INT8);
   SKIP_UNLESS(why.empty(), why);
   compareWithReference(vnniInt8Panel(), "vnni");
 }
@@ -199,8 +200,9 @@ TEST(PanelMicro, ReferenceReadsTheTileLayout) {
         }
       }
     const PanelKernel k = scalarPanel(int8);
-    const char *tiles = int8 ? reinterpret_cast<const char *>(w.q8Tiles.data())
-                             : reinterpret_cast<const char *>(w.bf16Tiles.data());
+    const char *tiles =
+        int8 ? reinterpret_cast<const char *>(w.q8Tiles.data())
+             : reinterpret_cast<const char *>(w.bf16Tiles.data());
     const std::size_t blockBytes = static_cast<std::size_t>(kChunks) * kTile;
     for (int rb = 0; rb < w.tileRows() / kTileRows; rb += 2) {
       const char *b0 = tiles + rb * blockBytes;
@@ -215,8 +217,9 @@ TEST(PanelMicro, ReferenceReadsTheTileLayout) {
           for (int col = 0; col < P; ++col) {
             const double wv =
                 r >= rows ? 0
-                : int8    ? w.q8[static_cast<std::size_t>(r) * P + col]
-                          : bf16ToF32(w.bf16[static_cast<std::size_t>(r) * P + col]);
+                : int8
+                    ? w.q8[static_cast<std::size_t>(r) * P + col]
+                    : bf16ToF32(w.bf16[static_cast<std::size_t>(r) * P + col]);
             double av;
             if (int8) {
               av = static_cast<int8_t>(a[m * aStride + col]);

@@ -284,15 +284,15 @@ TEST(QuantFile, TileOnlyRoundTrip) {
 
     ThreadPool pool(2);
     for (ThreadPool *tp : {static_cast<ThreadPool *>(nullptr), &pool}) {
-      MoeWeights r = readLayerFile(dir.file("only.ktq"), {}, TilePacking::Only,
-                                   tp);
+      MoeWeights r =
+          readLayerFile(dir.file("only.ktq"), {}, TilePacking::Only, tp);
       EXPECT_FALSE(r.hasRows());
       EXPECT_EQ(r.config.tiles, TilePacking::Only);
       expectSameWeights(only, r);
       EXPECT_EQ(r.memoryBytes(), only.memoryBytes());
     }
-    MoeWeights r = readLayerFile(dir.file("only.ktq"), {}, TilePacking::Always,
-                                 &pool);
+    MoeWeights r =
+        readLayerFile(dir.file("only.ktq"), {}, TilePacking::Always, &pool);
     expectSameWeights(both, r);
     // Auto: tile-only on an AMX CPU, rows only elsewhere.
     MoeWeights a = readLayerFile(dir.file("only.ktq"), {}, TilePacking::Auto);

@@ -726,8 +726,8 @@ int registerAll() {
       continue;
     for (int T : {1, 64, 512, 2048})
       if (!m.decodeOnly || T == 1)
-        add(std::string("qwen3_30b_a3b/") + m.name + "/tokens:" +
-                std::to_string(T),
+        add(std::string("qwen3_30b_a3b/") + m.name +
+                "/tokens:" + std::to_string(T),
             {m, T, 128, 1});
   }
   // AMX threshold: every expert gets N tokens; rows vs tiles.
@@ -748,8 +748,8 @@ int registerAll() {
     for (int N : {1, 2, 3, 4, 5, 6, 8, 16, 32}) {
       for (bool tiles : {false, true})
         add(std::string("threshold/") + fmt +
-                (tiles ? "/amx" : "/small_panel") + "/per_expert:" +
-                std::to_string(N),
+                (tiles ? "/amx" : "/small_panel") +
+                "/per_expert:" + std::to_string(N),
             {m, N, kExperts, kLayers, true, tiles ? 1 : kNoPanels});
     }
   }

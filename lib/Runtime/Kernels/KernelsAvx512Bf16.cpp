@@ -108,14 +108,30 @@ KT_TARGET void panelStrips(const char *A, long aStride, int M, const char *B0,
     const char *a = A + m0 * aStride;
     float *c = C + m0 * 32;
     switch (std::min(8, M - m0)) {
-    case 8: panelStrip<8, Two>(a, aStride, B0, B1, kChunks, c); break;
-    case 7: panelStrip<7, Two>(a, aStride, B0, B1, kChunks, c); break;
-    case 6: panelStrip<6, Two>(a, aStride, B0, B1, kChunks, c); break;
-    case 5: panelStrip<5, Two>(a, aStride, B0, B1, kChunks, c); break;
-    case 4: panelStrip<4, Two>(a, aStride, B0, B1, kChunks, c); break;
-    case 3: panelStrip<3, Two>(a, aStride, B0, B1, kChunks, c); break;
-    case 2: panelStrip<2, Two>(a, aStride, B0, B1, kChunks, c); break;
-    default: panelStrip<1, Two>(a, aStride, B0, B1, kChunks, c); break;
+    case 8:
+      panelStrip<8, Two>(a, aStride, B0, B1, kChunks, c);
+      break;
+    case 7:
+      panelStrip<7, Two>(a, aStride, B0, B1, kChunks, c);
+      break;
+    case 6:
+      panelStrip<6, Two>(a, aStride, B0, B1, kChunks, c);
+      break;
+    case 5:
+      panelStrip<5, Two>(a, aStride, B0, B1, kChunks, c);
+      break;
+    case 4:
+      panelStrip<4, Two>(a, aStride, B0, B1, kChunks, c);
+      break;
+    case 3:
+      panelStrip<3, Two>(a, aStride, B0, B1, kChunks, c);
+      break;
+    case 2:
+      panelStrip<2, Two>(a, aStride, B0, B1, kChunks, c);
+      break;
+    default:
+      panelStrip<1, Two>(a, aStride, B0, B1, kChunks, c);
+      break;
     }
   }
 }
@@ -125,8 +141,7 @@ KT_TARGET void bf16Panel(const char *A, long aStride, int M, const char *B0,
   if (B1)
     panelStrips<true>(A, aStride, M, B0, B1, kChunks, static_cast<float *>(C));
   else
-    panelStrips<false>(A, aStride, M, B0, B1, kChunks,
-                       static_cast<float *>(C));
+    panelStrips<false>(A, aStride, M, B0, B1, kChunks, static_cast<float *>(C));
 }
 
 } // namespace

@@ -372,9 +372,12 @@ bool wantsTiles(const QuantConfig &cfg) {
     return false;
   switch (cfg.tiles) {
   case TilePacking::Always:
-  case TilePacking::Only: return true;
-  case TilePacking::Never: return false;
-  case TilePacking::Auto: return pathSupported(KernelPath::AMX, cfg.format);
+  case TilePacking::Only:
+    return true;
+  case TilePacking::Never:
+    return false;
+  case TilePacking::Auto:
+    return pathSupported(KernelPath::AMX, cfg.format);
   }
   return false;
 }
@@ -384,9 +387,12 @@ bool wantsRows(const QuantConfig &cfg) {
     return true; // no tile layout: Only behaves as rows
   switch (cfg.tiles) {
   case TilePacking::Always:
-  case TilePacking::Never: return true;
-  case TilePacking::Only: return false;
-  case TilePacking::Auto: return !pathSupported(KernelPath::AMX, cfg.format);
+  case TilePacking::Never:
+    return true;
+  case TilePacking::Only:
+    return false;
+  case TilePacking::Auto:
+    return !pathSupported(KernelPath::AMX, cfg.format);
   }
   return true;
 }

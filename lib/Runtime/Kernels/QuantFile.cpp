@@ -496,7 +496,8 @@ void writeLayerFile(const std::string &path, const MoeWeights &w,
     for (const Section &s : l.sections) {
       writeAll(fd.fd, zeros, s.offset - pos, path);
       for (const PackedMatrix &m : roleMatrices(w, s.role)) {
-        auto [data, bytes] = rowArrayData(m, static_cast<Array>(s.array), rowBuf);
+        auto [data, bytes] =
+            rowArrayData(m, static_cast<Array>(s.array), rowBuf);
         writeAll(fd.fd, data, bytes, path);
       }
       pos = s.offset + s.bytes;

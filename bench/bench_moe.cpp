@@ -6,24 +6,32 @@
 // each iteration reads weights that are not in cache (4 layers >> L3).
 //
 // Names: moe/<method>/tokens:N with method
-//   bf16, int8, int4   the best non-AMX path (AVX512 / VNNI, else AVX2); int8
-//                      uses the VNNI panel kernel for experts with >=
-//                      kVnniPanelMinTokens tokens when the tile layout exists
+//   bf16, int8, int4   the best non-AMX path (AVX512 / VNNI, else AVX2), row
+//                      layout; int8 packs both layouts and uses the VNNI
+//                      panel kernel for experts with >= kVnniPanelMinTokens
+//                      tokens
 //   int8_rows          int8 with the VNNI row kernel only
 //   avx512bf16         BF16 weights, vdpbf16ps on bf16 activations
-//   amx_int8, amx_bf16 KernelPath::AMX (AMX tiles for experts with >=
-//                      kAmxMinTokensInt8 / Bf16 tokens, VNNI /
-//                      AVX512-BF16 below)
+//   amx_int8, amx_bf16 KernelPath::AMX on the default packing (tile layout
+//                      only on an AMX CPU): AMX tiles for experts with >=
+//                      kAmxMinTokensInt8 / Bf16 tokens, the VNNI /
+//                      AVX512-BF16 panel kernels on the same tiles below
 //   amx_int8_float     amx_int8 with Int8Activations::Float (W8A16: INT8
 //                      weights dequantised to bf16 tiles, tdpbf16ps)
 //   amx_int4           KernelPath::AMX on INT4 g64 weights: nibbles
 //                      dequantised to bf16 tiles for tdpbf16ps from
 //                      kAmxMinTokensInt4 tokens, the AVX512 row kernel below
+//   rowlayout_int8,    tokens 1 and 8 only: the AMX path's decode before the
+//   rowlayout_bf16     one layout, i.e. the VNNI / AVX512-BF16 row kernels
+//                      on the row layout (both layouts packed, AVX512 /
+//                      AVX512BF16 path forced); compare with amx_* decode
+// Counter layer_GB: memory one layer's packed experts hold (all layouts).
 // qwen3_30b_a3b/<method>/tokens:N: the same shape with the model's 128
 // experts (one layer, 1.2 GB in BF16: not cache resident either).
-// threshold/<int8|bf16|int4>/<rows|amx>/per_expert:N: N tokens, all routed
-// to the same 8 experts, with the row kernels or with AMX tiles forced; the
-// crossing point gives kAmxMinTokensInt8 / Bf16 / Int4.
+// threshold/<int8|bf16|int4>/<small_panel|rows|amx>/per_expert:N: N tokens,
+// all routed to the same 8 experts, on the AMX path with the small-expert
+// kernel (VNNI / AVX512-BF16 panels; INT4: the row kernel) or with AMX tiles
+// forced; the crossing point gives kAmxMinTokensInt8 / Bf16 / Int4.
 // numa/<bf16|int8|int4>/nodes:K/tokens:N: NumaMoe (intermediate dimension
 // split across K nodes, per-node pinned pools, partial sums merged) on
 // CpuTopology::host().split(K), i.e. *virtual* nodes unless the machine has
@@ -313,29 +321,39 @@ const Peaks &peaks() {
 // Weights and routing
 //===----------------------------------------------------------------------===//
 
-QuantConfig configOf(WeightFormat f) {
-  return {f, 64, false}; // INT4: group 64, symmetric; tile layout if AMX
+QuantConfig configOf(WeightFormat f, TilePacking tiles) {
+  return {f, 64, false, tiles}; // INT4: group 64, symmetric
 }
 
 struct Method {
   const char *name;
   WeightFormat format;
   KernelPath path; // Auto: the best row-kernel path (AVX512, else AVX2)
+  /// Layouts packed: Auto is the library's default (tile-only on an AMX
+  /// CPU); the row-kernel methods need the rows.
+  TilePacking tiles = TilePacking::Never;
   /// MoeOptions::vnniMinTokens (0: the library's default).
   int vnniMinTokens = 0;
+  bool decodeOnly = false; ///< only tokens 1 and 8 (qwen3_30b_a3b: 1)
   Int8Activations int8Act = Int8Activations::Int8;
 };
+constexpr int kNoPanels = 1 << 30;
 const Method kMethods[] = {
     {"bf16", WeightFormat::BF16, KernelPath::Auto},
-    {"int8", WeightFormat::INT8, KernelPath::Auto},
-    {"int8_rows", WeightFormat::INT8, KernelPath::Auto, 1 << 30},
+    {"int8", WeightFormat::INT8, KernelPath::Auto, TilePacking::Always},
+    {"int8_rows", WeightFormat::INT8, KernelPath::Auto, TilePacking::Never,
+     kNoPanels},
     {"int4", WeightFormat::INT4, KernelPath::Auto},
     {"avx512bf16", WeightFormat::BF16, KernelPath::AVX512BF16},
-    {"amx_int8", WeightFormat::INT8, KernelPath::AMX},
-    {"amx_bf16", WeightFormat::BF16, KernelPath::AMX},
-    {"amx_int4", WeightFormat::INT4, KernelPath::AMX},
-    {"amx_int8_float", WeightFormat::INT8, KernelPath::AMX, 0,
-     Int8Activations::Float},
+    {"amx_int8", WeightFormat::INT8, KernelPath::AMX, TilePacking::Auto},
+    {"amx_bf16", WeightFormat::BF16, KernelPath::AMX, TilePacking::Auto},
+    {"amx_int4", WeightFormat::INT4, KernelPath::AMX, TilePacking::Auto},
+    {"amx_int8_float", WeightFormat::INT8, KernelPath::AMX, TilePacking::Auto,
+     0, false, Int8Activations::Float},
+    {"rowlayout_int8", WeightFormat::INT8, KernelPath::AVX512,
+     TilePacking::Always, kNoPanels, true},
+    {"rowlayout_bf16", WeightFormat::BF16, KernelPath::AVX512BF16,
+     TilePacking::Always, 0, true},
 };
 
 KernelPath resolve(const Method &m) {
@@ -382,16 +400,18 @@ std::vector<ExpertSource> uniqueSources() {
 /// kLayers layers of kExperts experts; kUnique experts are packed from
 /// random bf16 data and copied into the rest (content does not change the
 /// speed; distinct memory does).
-const std::vector<MoeWeights> &layers(WeightFormat f, int numExperts = kExperts,
+const std::vector<MoeWeights> &layers(WeightFormat f, TilePacking tiles,
+                                      int numExperts = kExperts,
                                       int numLayers = kLayers) {
-  static std::map<std::tuple<WeightFormat, int, int>, std::vector<MoeWeights>>
+  static std::map<std::tuple<WeightFormat, TilePacking, int, int>,
+                  std::vector<MoeWeights>>
       cache;
-  const auto key = std::make_tuple(f, numExperts, numLayers);
+  const auto key = std::make_tuple(f, tiles, numExperts, numLayers);
   auto it = cache.find(key);
   if (it != cache.end())
     return it->second;
   MoeWeights unique = packMoe(uniqueSources(), DType::BF16, kHidden, kInter,
-                              configOf(f), &pool());
+                              configOf(f, tiles), &pool());
   std::vector<MoeWeights> ls(numLayers);
   for (auto &l : ls) {
     l.numExperts = numExperts;
@@ -454,7 +474,8 @@ void BM_Moe(benchmark::State &state, Case c) {
     state.SkipWithError(("skipped: " + why).c_str());
     return;
   }
-  const std::vector<MoeWeights> &ls = layers(f, c.experts, c.numLayers);
+  const std::vector<MoeWeights> &ls =
+      layers(f, c.method.tiles, c.experts, c.numLayers);
   if (path == KernelPath::AMX && f != WeightFormat::INT4 &&
       !ls[0].hasTiles()) {
     state.SkipWithError("skipped: weights packed without the tile layout");
@@ -493,6 +514,7 @@ void BM_Moe(benchmark::State &state, Case c) {
   state.counters["ms_rows"] = st.rows * 1e3;
   state.counters["ms_combine"] = st.combine * 1e3;
   state.counters["panel_experts"] = st.panelExperts;
+  state.counters["layer_GB"] = ls[0].memoryBytes() / 1e9;
   state.counters["GBps"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["TFLOPS"] = benchmark::Counter(flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
   double ideal = std::max(bytes / (bw * 1e9), flops / (peak * 1e12));
@@ -523,14 +545,18 @@ NumaPool &numaPool(int nodes) {
 
 /// As layers(), split over `nodes` nodes; each node copies its slices of
 /// the replicated experts itself (first touch on the node).
-const std::vector<NumaMoe> &numaLayers(WeightFormat f, int nodes) {
-  static std::map<std::pair<WeightFormat, int>, std::vector<NumaMoe>> cache;
-  auto it = cache.find({f, nodes});
+const std::vector<NumaMoe> &numaLayers(WeightFormat f, TilePacking tiles,
+                                       int nodes) {
+  static std::map<std::tuple<WeightFormat, TilePacking, int>,
+                  std::vector<NumaMoe>>
+      cache;
+  const auto key = std::make_tuple(f, tiles, nodes);
+  auto it = cache.find(key);
   if (it != cache.end())
     return it->second;
   NumaPool &np = numaPool(nodes);
   NumaMoe unique = packNumaMoe(uniqueSources(), DType::BF16, kHidden, kInter,
-                               configOf(f), np);
+                               configOf(f, tiles), np);
   std::vector<NumaMoe> ls(kLayers);
   for (NumaMoe &l : ls) {
     l.numExperts = kExperts;
@@ -560,7 +586,7 @@ const std::vector<NumaMoe> &numaLayers(WeightFormat f, int nodes) {
           .get();
     }
   }
-  return cache.emplace(std::make_pair(f, nodes), std::move(ls)).first->second;
+  return cache.emplace(key, std::move(ls)).first->second;
 }
 
 void setRates(benchmark::State &state, double bytes, double flops) {
@@ -572,7 +598,7 @@ void setRates(benchmark::State &state, double bytes, double flops) {
 
 void BM_MoeNuma(benchmark::State &state, Method m, int nodes, int T) {
   const KernelPath path = resolve(m);
-  const std::vector<NumaMoe> &ls = numaLayers(m.format, nodes);
+  const std::vector<NumaMoe> &ls = numaLayers(m.format, m.tiles, nodes);
   NumaPool &np = numaPool(nodes);
   Batch b = makeBatch(T);
   MoeArgs a{T,           kTopK,      b.x.data(),   DType::BF16, b.ids.data(),
@@ -609,7 +635,7 @@ ThreadPool &schedulePool(Schedule s) {
 
 void BM_MoeSchedule(benchmark::State &state, Method m, Schedule s, int T) {
   const KernelPath path = resolve(m);
-  const std::vector<MoeWeights> &ls = layers(m.format);
+  const std::vector<MoeWeights> &ls = layers(m.format, m.tiles);
   Batch b = makeBatch(T);
   MoeArgs a{T,           kTopK,      b.x.data(),   DType::BF16, b.ids.data(),
             IdType::I32, b.w.data(), b.out.data(), DType::F32};
@@ -703,14 +729,18 @@ int registerAll() {
   };
   for (const Method &m : kMethods)
     for (int T : {1, 8, 64, 512, 2048})
-      add(std::string("moe/") + m.name + "/tokens:" + std::to_string(T), {m, T});
+      if (!m.decodeOnly || T <= 8)
+        add(std::string("moe/") + m.name + "/tokens:" + std::to_string(T),
+            {m, T});
   // The model's 128 experts, one layer (1.2 GB in BF16).
   for (const Method &m : kMethods) {
     if (m.format == WeightFormat::INT4 && m.path != KernelPath::AMX)
       continue;
     for (int T : {1, 64, 512, 2048})
-      add(std::string("qwen3_30b_a3b/") + m.name + "/tokens:" + std::to_string(T),
-          {m, T, 128, 1});
+      if (!m.decodeOnly || T == 1)
+        add(std::string("qwen3_30b_a3b/") + m.name +
+                "/tokens:" + std::to_string(T),
+            {m, T, 128, 1});
   }
   // AMX threshold: every expert gets N tokens; rows vs tiles.
   for (const Method &m : kMethods) {
@@ -731,9 +761,12 @@ int registerAll() {
                                                        : "bf16";
     for (int N : {1, 2, 3, 4, 5, 6, 8, 12, 16, 32}) {
       for (bool tiles : {false, true})
-        add(std::string("threshold/") + fmt + (tiles ? "/amx" : "/rows") +
+        add(std::string("threshold/") + fmt +
+                (tiles                           ? "/amx"
+                 : m.format == WeightFormat::INT4 ? "/rows"
+                                                  : "/small_panel") +
                 "/per_expert:" + std::to_string(N),
-            {m, N, kExperts, kLayers, true, tiles ? 1 : 1 << 30});
+            {m, N, kExperts, kLayers, true, tiles ? 1 : kNoPanels});
     }
   }
   // NUMA split on (virtual) nodes, and the pool's schedules.

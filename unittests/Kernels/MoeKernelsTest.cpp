@@ -173,7 +173,8 @@ std::vector<float> run(const Problem &p, const MoeWeights &w, KernelPath path,
 }
 
 // Keeps every expert on the row kernels (the panel pipeline has its own
-// tests, MoePanel).
+// tests, MoePanel), except on the AMX path, which runs every expert on the
+// tile layout (the small ones on the VNNI / AVX512-BF16 panel kernels).
 constexpr int kRowsOnly = 1 << 30;
 
 // Format-accuracy bounds for INT4 (vs original weights). Not the issue's
@@ -216,6 +217,12 @@ bool bf16Activations(KernelPath path, WeightFormat f) {
          (f == WeightFormat::INT4 && path == KernelPath::AMX);
 }
 
+// The AMX path runs every INT8 expert on panel kernels (per-token activation
+// scales): its bounds are the panel ones.
+bool int8Panels(KernelPath path, WeightFormat f) {
+  return f == WeightFormat::INT8 && path == KernelPath::AMX;
+}
+
 struct Fmt {
   const char *name;
   QuantConfig cfg;
@@ -223,9 +230,15 @@ struct Fmt {
   double kernelBound; // vs dequantised weights
 };
 
+// BF16 / INT8 keep both layouts (TilePacking::Always): the tests run several
+// paths, the scalar reference included, on one packed set. Tile-only
+// packing has its own tests (TileOnly*).
 const Fmt kFormats[] = {
-    {"bf16", {WeightFormat::BF16, 0, false}, 5e-3, 1e-5},
-    {"int8", {WeightFormat::INT8, 0, false}, kInt8MoeBound, kInt8MoeBound},
+    {"bf16", {WeightFormat::BF16, 0, false, TilePacking::Always}, 5e-3, 1e-5},
+    {"int8",
+     {WeightFormat::INT8, 0, false, TilePacking::Always},
+     kInt8MoeBound,
+     kInt8MoeBound},
     {"int4_g32_sym", {WeightFormat::INT4, 32, false}, kInt4MoeBound, 1e-5},
     {"int4_g64_sym", {WeightFormat::INT4, 64, false}, kInt4MoeBound, 1e-5},
     {"int4_g128_sym", {WeightFormat::INT4, 128, false}, kInt4MoeBound, 1e-5},
@@ -267,10 +280,11 @@ TEST_P(MoeOdd, MatchesFloat64Reference) {
     std::vector<float> out =
         run(p, w, path, 1, /*i32=*/T % 2 == 1, kRowsOnly, kRowsOnly);
     const bool b16 = bf16Activations(path, f.cfg.format);
+    const bool i8p = int8Panels(path, f.cfg.format);
     double kErr = meanRelErr(out, dequantRef(p, w, p.x));
     double fErr = meanRelErr(out, originalRef(p, p.x));
     EXPECT_LE(kErr, b16 ? kBf16ActBound : f.kernelBound);
-    EXPECT_LE(fErr, f.formatBound);
+    EXPECT_LE(fErr, i8p ? kInt8PanelMoeBound : f.formatBound);
     std::printf("[ info ] %s/%s T=%d mean relative error: %.3g vs original, "
                 "%.3g vs dequantised weights\n",
                 f.name, toString(path), T, fErr, kErr);
@@ -282,7 +296,7 @@ TEST_P(MoeOdd, MatchesFloat64Reference) {
         num += std::fabs(out[i] - ref[i]);
         den += std::fabs(ref[i]);
       }
-      EXPECT_LE(num / den, b16 ? kBf16ActBound : 1e-5);
+      EXPECT_LE(num / den, b16 ? kBf16ActBound : i8p ? kInt8PanelVsRows : 1e-5);
     }
   }
 }
@@ -509,6 +523,17 @@ TEST(MoeKernels, Int8FloatActivationsOddShapes) {
     o.emulatePanels = true;
     const std::vector<float> em = runWith(p, w, o);
     EXPECT_LE(meanRelErr(em, ref), kInt4TilesBound);
+    // Tile-only weights (the AMX default): no rows, so the experts below the
+    // threshold also run on dequantised tiles (the second panel call).
+    QuantConfig only = cfg;
+    only.tiles = TilePacking::Only;
+    MoeWeights wt = pack(p, only);
+    ASSERT_FALSE(wt.hasRows());
+    o.amxMinTokens = 5;
+    EXPECT_LE(meanRelErr(runWith(p, wt, o),
+                         std::vector<double>(em.begin(), em.end())),
+              1e-6);
+    o.amxMinTokens = 1;
     if (pathSupported(KernelPath::AMX, WeightFormat::INT8) &&
         cpuFeatures().amxBf16) {
       o.path = KernelPath::AMX;
@@ -522,6 +547,12 @@ TEST(MoeKernels, Int8FloatActivationsOddShapes) {
                   eErr);
       EXPECT_LE(err, kInt4TilesBound);
       EXPECT_LE(eErr, 1e-3);
+      o.amxMinTokens = 5; // tile-only: AMX above, AVX512-BF16 panels below
+      const double tErr = meanRelErr(
+          runWith(p, wt, o), std::vector<double>(em.begin(), em.end()));
+      std::printf("[ info ] int8 float activations, tile-only amx, T=%d: "
+                  "%.3g vs emulation\n", T, tErr);
+      EXPECT_LE(tErr, 1e-3);
     }
   }
 }
@@ -559,6 +590,231 @@ TEST(MoeKernels, Int8FloatActivationsMeetFormatBound) {
     const double amx = meanRelErr(runWith(p, w, o), orig);
     std::printf("[ info ] amx: %.4g\n", amx);
     EXPECT_LE(amx, 0.02);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// One packed layout: TilePacking::Only
+//===----------------------------------------------------------------------===//
+
+QuantConfig withTiles(QuantConfig cfg, TilePacking t) {
+  cfg.tiles = t;
+  return cfg;
+}
+
+// Tile-only packing keeps the tiles (the same bytes as Always), INT8's
+// scales and rowSum, and no rows; bytes() counts the tiles, memoryBytes()
+// the same; dequant() reads the tiles. INT4 has no tile layout: Only keeps
+// its rows.
+TEST(TileOnly, PackingKeepsTilesOnly) {
+  const int rows = 37, cols = 200; // rows padded to 48, columns to 256
+  std::vector<float> m(rows * cols);
+  for (int i = 0; i < rows * cols; ++i)
+    m[i] = std::sin(0.23f * i);
+  for (const Fmt &f : kFormats) {
+    SCOPED_TRACE(f.name);
+    const PackedMatrix both = packMatrix(m.data(), DType::F32, rows, cols,
+                                         withTiles(f.cfg, TilePacking::Always));
+    const PackedMatrix only = packMatrix(m.data(), DType::F32, rows, cols,
+                                         withTiles(f.cfg, TilePacking::Only));
+    if (f.cfg.format == WeightFormat::INT4) {
+      EXPECT_TRUE(only.hasRows());
+      EXPECT_FALSE(only.hasTiles());
+      EXPECT_EQ(only.q4, both.q4);
+      EXPECT_EQ(only.bytes(), both.bytes());
+      continue;
+    }
+    const bool i8 = f.cfg.format == WeightFormat::INT8;
+    EXPECT_TRUE(both.hasRows());
+    EXPECT_FALSE(only.hasRows());
+    ASSERT_TRUE(only.hasTiles());
+    EXPECT_TRUE(only.bf16.empty());
+    EXPECT_TRUE(only.q8.empty());
+    EXPECT_EQ(only.q8Tiles, both.q8Tiles);
+    EXPECT_EQ(only.bf16Tiles, both.bf16Tiles);
+    EXPECT_EQ(only.scales, both.scales);
+    EXPECT_EQ(only.rowSum, both.rowSum);
+    const std::size_t tiles = 48u * 256 * (i8 ? 1 : 2);
+    const std::size_t extra = i8 ? rows * 4 + rows * 2 * 4 : 0; // scales, sums
+    EXPECT_EQ(only.bytes(), tiles + extra);
+    EXPECT_EQ(only.memoryBytes(), only.bytes());
+    EXPECT_EQ(both.bytes(), rows * 256u * (i8 ? 1 : 2) + extra);
+    EXPECT_EQ(both.memoryBytes(), both.bytes() + tiles);
+    int diffs = 0;
+    for (int r = 0; r < rows; ++r)
+      for (int c = 0; c < cols; ++c)
+        diffs += only.dequant(r, c) != both.dequant(r, c);
+    EXPECT_EQ(diffs, 0);
+    // The rows rebuilt from the tiles are the rows Always kept.
+    PackedMatrix back = only;
+    addRowLayout(back);
+    EXPECT_EQ(back.q8, both.q8);
+    EXPECT_EQ(back.bf16, both.bf16);
+    dropRowLayout(back);
+    EXPECT_FALSE(back.hasRows());
+  }
+}
+
+// Auto: tiles only where the CPU can run the AMX path for the format, rows
+// only elsewhere (this AVX2 development machine: rows).
+TEST(TileOnly, AutoPackingFollowsTheCpu) {
+  for (WeightFormat f :
+       {WeightFormat::BF16, WeightFormat::INT8, WeightFormat::INT4}) {
+    SCOPED_TRACE(toString(f));
+    const QuantConfig cfg{f, 64, false, TilePacking::Auto};
+    const bool amx = pathSupported(KernelPath::AMX, f);
+    EXPECT_EQ(wantsTiles(cfg), amx);
+    EXPECT_EQ(wantsRows(cfg), !amx);
+    Problem p = makeProblem(3, 200, 72, 5, 2, 31, false);
+    MoeWeights w = pack(p, cfg);
+    EXPECT_EQ(w.hasTiles(), amx);
+    EXPECT_EQ(w.hasRows(), !amx);
+    // Auto runs them; on an AMX CPU that is the AMX path.
+    std::vector<float> out = run(p, w, KernelPath::Auto, 2);
+    EXPECT_LE(meanRelErr(out, dequantRef(p, w, p.x)), kInt8MoeBound);
+    if (amx)
+      EXPECT_EQ(out, run(p, w, KernelPath::AMX, 2));
+  }
+}
+
+// Row-kernel paths refuse tile-only weights with a clear message.
+TEST(TileOnly, RowPathsRefuseTileOnlyWeights) {
+  Problem p = makeProblem(5, 200, 72, 3, 2, 32, false);
+  for (int fi : {0, 1}) {
+    const Fmt &f = kFormats[fi];
+    SCOPED_TRACE(f.name);
+    MoeWeights w = pack(p, withTiles(f.cfg, TilePacking::Only));
+    ASSERT_FALSE(w.hasRows());
+    for (KernelPath path : {KernelPath::Scalar, KernelPath::AVX2,
+                            KernelPath::AVX512, KernelPath::AVX512BF16}) {
+      if (!pathSupported(path, f.cfg.format))
+        continue;
+      try {
+        run(p, w, path);
+        ADD_FAILURE() << toString(path) << " ran tile-only weights";
+      } catch (const std::invalid_argument &e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find(std::string("path ") + toString(path) +
+                           " needs the row layout"),
+                  std::string::npos)
+            << msg;
+        EXPECT_NE(msg.find("TilePacking::Only"), std::string::npos) << msg;
+      }
+    }
+    // Auto picks AMX where the CPU has it, else a row path, which refuses.
+    if (pathSupported(KernelPath::AMX, f.cfg.format))
+      EXPECT_NO_THROW(run(p, w, KernelPath::Auto));
+    else
+      EXPECT_THROW(run(p, w, KernelPath::Auto), std::invalid_argument);
+  }
+}
+
+std::vector<float> runEmulated(const Problem &p, const MoeWeights &w,
+                               int amxMinTokens, int threads = 2) {
+  std::vector<float> out(static_cast<size_t>(p.T) * p.H, NAN);
+  MoeArgs a{p.T,         p.K,          p.x.data(), DType::F32, p.ids.data(),
+            IdType::I64, p.wts.data(), out.data(), DType::F32};
+  MoeOptions o;
+  o.path = KernelPath::Scalar;
+  o.threads = threads;
+  o.amxMinTokens = amxMinTokens;
+  o.emulatePanels = true;
+  moeForward(w, a, o);
+  return out;
+}
+
+// The panel pipeline on tile-only weights, with the portable reference
+// micro-kernel (emulatePanels, as the AMX path runs them: experts with >=
+// amxMinTokens tokens in one panel call, the others in a second one, both
+// adding into the accumulator). Odd shapes as MoePanel. Tile-only gives
+// exactly what the same experts give on Always packing; splitting the
+// experts over the two calls changes only the fp32 order of the
+// accumulation; accuracy as the panel pipeline's (the AMX path's INT8
+// bounds in MoeOdd / MoeRealShape are these).
+TEST(TileOnly, EmulatedPanelsRunTileOnlyWeights) {
+  for (int fi : {0, 1}) {
+    const Fmt &f = kFormats[fi];
+    const bool int8 = f.cfg.format == WeightFormat::INT8;
+    for (auto [H, I] : {std::pair{200, 72}, std::pair{130, 40}}) {
+      for (int T : {1, 3, 17, 64}) {
+        SCOPED_TRACE(std::string(f.name) + " H=" + std::to_string(H) +
+                     " I=" + std::to_string(I) + " T=" + std::to_string(T));
+        Problem p = makeProblem(5, H, I, T, 2, 4000 + T + H, true);
+        MoeWeights only = pack(p, withTiles(f.cfg, TilePacking::Only));
+        MoeWeights both = pack(p, withTiles(f.cfg, TilePacking::Always));
+        ASSERT_FALSE(only.hasRows());
+        // Every expert in one panel call: identical on both packings.
+        std::vector<float> one = runEmulated(p, only, 1);
+        EXPECT_EQ(one, runEmulated(p, both, 1));
+        // Two calls (>= 5 tokens, the rest), and every expert in the second.
+        std::vector<float> split = runEmulated(p, only, 5);
+        std::vector<float> small = runEmulated(p, only, 1 << 30);
+        const std::vector<double> oneD(one.begin(), one.end());
+        EXPECT_LE(meanRelErr(split, oneD), 1e-6);
+        EXPECT_LE(meanRelErr(small, oneD), 1e-6);
+        EXPECT_EQ(split, runEmulated(p, only, 5, 3)); // deterministic
+        const double kErr = meanRelErr(split, dequantRef(p, only, p.x));
+        const double fErr = meanRelErr(split, originalRef(p, p.x));
+        EXPECT_LE(kErr, int8 ? kInt8MoeBound : kBf16ActBound);
+        // BF16: bf16 activations add their rounding to the format's error
+        // (0.0051 at H 130 / I 40, T 1).
+        EXPECT_LE(fErr,
+                  int8 ? kInt8PanelMoeBound : f.formatBound + kBf16ActBound);
+        std::printf("[ info ] tile-only %s H=%d I=%d T=%d: %.3g vs "
+                    "dequantised, %.3g vs original weights\n",
+                    f.name, H, I, T, kErr, fErr);
+      }
+    }
+  }
+}
+
+// Memory of one Qwen3-30B-A3B MoE layer (128 experts, H 2048, I 768) as
+// PackedMatrix::memoryBytes() counts it, both layouts (the AMX default
+// before TilePacking::Only) vs tile-only (the default now): the figures of
+// docs/kernels.md ("One packed layout").
+TEST(TileOnly, MemoryOfAQwen3Layer) {
+  const int H = 2048, I = 768, E = 128;
+  std::vector<float> zeros(static_cast<size_t>(H) * I, 0.f);
+  auto layer = [&](WeightFormat f, TilePacking t) {
+    const QuantConfig cfg{f, 64, false, t};
+    const PackedMatrix gu = packMatrix(zeros.data(), DType::F32, I, H, cfg);
+    const PackedMatrix d = packMatrix(zeros.data(), DType::F32, H, I, cfg);
+    return E * (2 * gu.memoryBytes() + d.memoryBytes());
+  };
+  const std::size_t bf16Both = layer(WeightFormat::BF16, TilePacking::Always);
+  const std::size_t bf16Only = layer(WeightFormat::BF16, TilePacking::Only);
+  const std::size_t int8Both = layer(WeightFormat::INT8, TilePacking::Always);
+  const std::size_t int8Only = layer(WeightFormat::INT8, TilePacking::Only);
+  const std::size_t int8Rows = layer(WeightFormat::INT8, TilePacking::Never);
+  std::printf("[ info ] Qwen3-30B-A3B layer: bf16 %zu -> %zu bytes, int8 %zu "
+              "-> %zu bytes (rows only: %zu)\n",
+              bf16Both, bf16Only, int8Both, int8Only, int8Rows);
+  EXPECT_EQ(bf16Both, 2415919104u); // 2 x 128 x 3 x 2048 x 768 x 2
+  EXPECT_EQ(bf16Only, 1207959552u);
+  EXPECT_EQ(int8Both, 1228668928u); // + rowSum 147456, scales 14336 / expert
+  EXPECT_EQ(int8Only, 624689152u);
+  EXPECT_EQ(int8Only, int8Rows); // the tiles replace the rows byte for byte
+}
+
+// The AMX path's numerics at MoeRealShape's shape (H 2048, I 768, 16
+// experts, top 8, T 4: every expert on the small-expert panel kernel), with
+// the portable micro-kernel on tile-only weights: the bounds MoeRealShape
+// applies to the AMX path, checked on every CPU.
+TEST(TileOnly, RealShapeAccuracyOfTheAmxPath) {
+  Problem p = makeProblem(16, 2048, 768, 4, 8, 7, false);
+  const std::vector<double> orig = originalRef(p, p.x);
+  for (int fi : {0, 1}) {
+    const Fmt &f = kFormats[fi];
+    MoeWeights w = pack(p, withTiles(f.cfg, TilePacking::Only));
+    std::vector<float> out = runEmulated(p, w, 1 << 30);
+    const double fErr = meanRelErr(out, orig);
+    const double kErr = meanRelErr(out, dequantRef(p, w, p.x));
+    std::printf("[ info ] tile-only %s H 2048 I 768 T 4: %.4g vs original, "
+                "%.4g vs dequantised weights\n",
+                f.name, fErr, kErr);
+    const bool int8 = f.cfg.format == WeightFormat::INT8;
+    EXPECT_LE(fErr, int8 ? kInt8PanelMoeBound : f.formatBound);
+    EXPECT_LE(kErr, int8 ? f.kernelBound : kBf16ActBound);
   }
 }
 
@@ -602,7 +858,8 @@ TEST_P(MoeRealShape, MatchesFloat64Reference) {
   const MoeWeights &w = weights(fi);
   std::vector<float> out = run(p, w, path, 2);
   double fErr = meanRelErr(out, origRef());
-  EXPECT_LE(fErr, f.formatBound);
+  EXPECT_LE(fErr, int8Panels(path, f.cfg.format) ? kInt8PanelMoeBound
+                                                 : f.formatBound);
   RecordProperty("rel_err", std::to_string(fErr));
   std::printf("[ info ] %s/%s mean relative error vs original weights: %.3g\n",
               f.name, toString(path), fErr);

@@ -255,6 +255,23 @@ double maxDiffRel(const std::vector<float> &a, const std::vector<float> &b) {
 constexpr double kSplitTolerance = 1e-6;
 constexpr double kSplitPanelInt8Tolerance = 0.05;
 
+/// The best path that runs every expert on the row kernels (the AMX path
+/// runs them all on the tile layout; its row-layout counterpart is
+/// AVX512BF16 / AVX512). With vnniMinTokens = 1 << 30 nothing takes panels.
+KernelPath rowPath(WeightFormat f) {
+  const KernelPath p = bestPath(f);
+  if (p != KernelPath::AMX)
+    return p;
+  return f == WeightFormat::BF16 ? KernelPath::AVX512BF16 : KernelPath::AVX512;
+}
+
+/// f.cfg with both layouts: the row kernels' exact split and the default
+/// path's panels on one packed set.
+QuantConfig bothLayouts(QuantConfig cfg) {
+  cfg.tiles = TilePacking::Always;
+  return cfg;
+}
+
 class NumaSplit : public testing::TestWithParam<std::tuple<int, int, int>> {};
 
 TEST_P(NumaSplit, EqualsUnsplitAndIsDeterministic) {
@@ -262,18 +279,19 @@ TEST_P(NumaSplit, EqualsUnsplitAndIsDeterministic) {
   const Fmt &f = kFormats[fi];
   Problem p = makeProblem(6, 200, I, 9, 3, 100 + I);
   ThreadPool pool(2);
-  MoeWeights full = packMoe(p.sources(), DType::F32, p.H, p.I, f.cfg, &pool);
+  const QuantConfig cfg = bothLayouts(f.cfg);
+  MoeWeights full = packMoe(p.sources(), DType::F32, p.H, p.I, cfg, &pool);
   std::vector<float> ref;
-  MoeOptions o;
+  MoeOptions rowsOnly; // row kernels: exact split
+  rowsOnly.path = rowPath(f.cfg.format);
+  rowsOnly.vnniMinTokens = 1 << 30;
+  MoeOptions o = rowsOnly;
   o.pool = &pool;
-  o.amxMinTokens = o.vnniMinTokens = 1 << 30; // row kernels: exact split
   moeForward(full, argsOf(p, ref), o);
-  MoeOptions rowsOnly;
-  rowsOnly.amxMinTokens = rowsOnly.vnniMinTokens = 1 << 30;
 
   NumaPool pools(CpuTopology::host().split(nodes));
   ASSERT_EQ(pools.nodes(), nodes);
-  NumaMoe split = packNumaMoe(p.sources(), DType::F32, p.H, p.I, f.cfg, pools);
+  NumaMoe split = packNumaMoe(p.sources(), DType::F32, p.H, p.I, cfg, pools);
   const std::vector<int> bounds = numaSliceBounds(I, nodes);
   ASSERT_EQ(split.bounds, bounds);
   ASSERT_EQ(split.slices.size() + 1, bounds.size());
@@ -342,7 +360,8 @@ TEST(NumaMoe, Bf16InputsAndOutputs) {
   for (size_t i = 0; i < xb.size(); ++i)
     xb[i] = f32ToBf16(p.x[i]);
   ThreadPool pool(2);
-  const QuantConfig cfg{WeightFormat::INT8, 64, false};
+  // Row kernels (exact split; the panels' per-token INT8 scales are not).
+  const QuantConfig cfg{WeightFormat::INT8, 64, false, TilePacking::Never};
   MoeWeights full = packMoe(p.sources(), DType::F32, p.H, p.I, cfg, &pool);
   NumaPool pools(CpuTopology::host().split(3));
   NumaMoe split = packNumaMoe(p.sources(), DType::F32, p.H, p.I, cfg, pools);
@@ -359,6 +378,64 @@ TEST(NumaMoe, Bf16InputsAndOutputs) {
   for (size_t i = 0; i < a.size(); ++i) {
     const float x = bf16ToF32(a[i]), y = bf16ToF32(b[i]);
     EXPECT_LE(std::fabs(x - y), std::ldexp(std::fabs(x), -7) + 1e-30f) << i;
+  }
+}
+
+// Tile-only weights split across nodes: no slice holds rows, the slices'
+// memory adds up to the unsplit weights', the pages are bound like any
+// other buffer, and the panel pipeline (emulated: it runs on every CPU) gives
+// the unsplit result up to the split's own differences (INT8: per-token h
+// scales per slice) and exactly the Always packing's.
+TEST(NumaMoe, TileOnlySplit) {
+  for (int fi : {0, 1}) {
+    const Fmt &f = kFormats[fi];
+    SCOPED_TRACE(f.name);
+    Problem p = makeProblem(6, 200, 328, 9, 3, 31);
+    QuantConfig only = f.cfg, both = f.cfg;
+    only.tiles = TilePacking::Only;
+    both.tiles = TilePacking::Always;
+    ThreadPool pool(2);
+    MoeWeights full = packMoe(p.sources(), DType::F32, p.H, p.I, only, &pool);
+    NumaPool pools(CpuTopology::host().split(3));
+    NumaMoe split = packNumaMoe(p.sources(), DType::F32, p.H, p.I, only, pools,
+                                MemBind::Always);
+    NumaMoe splitBoth =
+        packNumaMoe(p.sources(), DType::F32, p.H, p.I, both, pools);
+    ASSERT_EQ(split.slices.size(), 3u);
+    for (const MoeWeights &s : split.slices) {
+      EXPECT_FALSE(s.hasRows());
+      EXPECT_TRUE(s.hasTiles());
+    }
+    const size_t extra = f.cfg.format == WeightFormat::INT8
+                             ? (split.slices.size() - 1) * p.E * p.H * 4
+                             : 0;
+    EXPECT_EQ(split.memoryBytes(), full.memoryBytes() + extra);
+    EXPECT_EQ(split.bytes(), split.memoryBytes());
+    std::printf("[ info ] tile-only split: %zu bytes bound, %d refused\n",
+                split.boundBytes, split.bindFailures);
+    MoeOptions o;
+    o.path = KernelPath::Scalar;
+    o.emulatePanels = true;
+    o.amxMinTokens = 3; // both panel calls: >= 3 tokens, the rest
+    std::vector<float> ref, out, outBoth;
+    MoeOptions of = o;
+    of.pool = &pool;
+    moeForward(full, argsOf(p, ref), of);
+    moeForward(split, argsOf(p, out), pools, o);
+    EXPECT_LE(maxDiffRel(out, ref), f.cfg.format == WeightFormat::INT8
+                                        ? kSplitPanelInt8Tolerance
+                                        : kSplitTolerance);
+    // Always: every expert in one call (rows exist); Only with threshold 1
+    // is the same call.
+    o.amxMinTokens = 1;
+    moeForward(split, argsOf(p, out), pools, o);
+    moeForward(splitBoth, argsOf(p, outBoth), pools, o);
+    EXPECT_EQ(out, outBoth);
+    // Row-kernel paths refuse the slices.
+    MoeOptions rows;
+    rows.path = KernelPath::Scalar;
+    EXPECT_THROW(moeForward(split, argsOf(p, out), pools, rows),
+                 std::invalid_argument);
   }
 }
 

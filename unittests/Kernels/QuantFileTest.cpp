@@ -109,7 +109,8 @@ void expectSameWeights(const MoeWeights &a, const MoeWeights &b) {
   }
 }
 
-std::vector<float> forward(const MoeWeights &w, KernelPath path) {
+std::vector<float> forward(const MoeWeights &w, KernelPath path,
+                           bool emulatePanels = false) {
   const int T = 5, K = 2;
   std::mt19937 rng(7);
   std::normal_distribution<float> n01(0.f, 1.f);
@@ -129,8 +130,15 @@ std::vector<float> forward(const MoeWeights &w, KernelPath path) {
   a.out = out.data();
   MoeOptions o;
   o.path = path;
+  o.emulatePanels = emulatePanels;
   moeForward(w, a, o);
   return out;
+}
+
+/// forward() with every expert on the panel pipeline's portable reference
+/// micro-kernel (runs tile-only weights on any CPU).
+std::vector<float> forwardEmulated(const MoeWeights &w) {
+  return forward(w, KernelPath::Scalar, true);
 }
 
 std::vector<char> readBytes(const std::string &path) {
@@ -252,6 +260,49 @@ TEST(QuantFile, TilesRebuiltAtLoad) {
     PackedMatrix m = packMatrix(s.gate.data(), DType::F32, 72, 200, cfg);
     addTileLayout(m);
     expectSameMatrix(w.gate[0], m, "addTileLayout");
+  }
+}
+
+// Tile-only weights: the file holds the row layout (rebuilt from the tiles:
+// the same bytes as a file written from both layouts), and reading it back
+// tile-only gives identical tiles, scales and row sums, no rows.
+TEST(QuantFile, TileOnlyRoundTrip) {
+  for (WeightFormat f : {WeightFormat::BF16, WeightFormat::INT8}) {
+    SCOPED_TRACE(toString(f));
+    Source s = makeSource(3, 200, 72, 6);
+    QuantConfig cfg;
+    cfg.format = f;
+    cfg.tiles = TilePacking::Only;
+    MoeWeights only = pack(s, cfg);
+    ASSERT_FALSE(only.hasRows());
+    cfg.tiles = TilePacking::Always;
+    MoeWeights both = pack(s, cfg);
+    TempDir dir;
+    writeLayerFile(dir.file("only.ktq"), only, "l", 1);
+    writeLayerFile(dir.file("both.ktq"), both, "l", 1);
+    EXPECT_EQ(readBytes(dir.file("only.ktq")), readBytes(dir.file("both.ktq")));
+
+    ThreadPool pool(2);
+    for (ThreadPool *tp : {static_cast<ThreadPool *>(nullptr), &pool}) {
+      MoeWeights r =
+          readLayerFile(dir.file("only.ktq"), {}, TilePacking::Only, tp);
+      EXPECT_FALSE(r.hasRows());
+      EXPECT_EQ(r.config.tiles, TilePacking::Only);
+      expectSameWeights(only, r);
+      EXPECT_EQ(r.memoryBytes(), only.memoryBytes());
+    }
+    MoeWeights r =
+        readLayerFile(dir.file("only.ktq"), {}, TilePacking::Always, &pool);
+    expectSameWeights(both, r);
+    // Auto: tile-only on an AMX CPU, rows only elsewhere.
+    MoeWeights a = readLayerFile(dir.file("only.ktq"), {}, TilePacking::Auto);
+    const bool amx = pathSupported(KernelPath::AMX, f);
+    EXPECT_EQ(a.hasRows(), !amx);
+    EXPECT_EQ(a.hasTiles(), amx);
+    // The same results (panel pipeline, emulated) on the read weights.
+    MoeWeights back =
+        readLayerFile(dir.file("only.ktq"), {}, TilePacking::Only);
+    EXPECT_TRUE(sameBits(forwardEmulated(only), forwardEmulated(back)));
   }
 }
 

@@ -101,7 +101,7 @@ Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
       return w.error();
     r->hidden = w->hidden;
     r->packed = std::make_unique<kernels::MoeWeights>(std::move(*w));
-    ctx.ownedBytes += r->packed->bytes();
+    ctx.ownedBytes += r->packed->memoryBytes();
     return std::unique_ptr<OpRunner>(std::move(r));
   }
   auto m = gatherExperts(op, ctx, quant.has_value());
@@ -121,14 +121,14 @@ Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
     r->numaPacked = std::make_unique<kernels::NumaMoe>(kernels::packNumaMoe(
         src->second, src->first, static_cast<int>(m->hidden),
         static_cast<int>(m->intermediate), *quant, *ctx.numa));
-    ctx.ownedBytes += r->numaPacked->bytes();
+    ctx.ownedBytes += r->numaPacked->memoryBytes();
     return std::unique_ptr<OpRunner>(std::move(r));
   }
   auto w = packExperts(op, *m, *quant, ctx.pool);
   if (!w.ok())
     return w.error();
   r->packed = std::make_unique<kernels::MoeWeights>(std::move(*w));
-  ctx.ownedBytes += r->packed->bytes();
+  ctx.ownedBytes += r->packed->memoryBytes();
   return std::unique_ptr<OpRunner>(std::move(r));
 }
 

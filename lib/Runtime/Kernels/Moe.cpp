@@ -5,8 +5,9 @@
 //  * many tokens, on a path with a panel kernel (AMX tiles; AVX512-VNNI on
 //    the tile layout for INT8): the expert-major pipeline of MoeTiled.cpp,
 //    which adds its results straight into an fp32 accumulator per token;
-//  * few tokens (decode), or paths without one: the row kernels, in phases
-//    over a ThreadPool:
+//  * few tokens (decode): on the AMX path the same pipeline with the
+//    VNNI / AVX512-BF16 panel kernels (one packed layout: the tiles); on
+//    the other paths the row kernels, in phases over a ThreadPool:
 //    1. activations (fp32 padded rows; INT8: u8 rows, a scale per 128);
 //    2. tasks (expert, 64 intermediate rows): gate and up for every token of
 //       the expert, h = silu(gate) * up per routed (token, expert) pair;
@@ -151,10 +152,12 @@ double moeBytesRead(const MoeWeights &w, const MoeArgs &args) {
 namespace {
 
 /// The panel kernel a call may use for experts with many tokens, and from
-/// how many tokens on.
+/// how many tokens on; and the one for the other experts where they also run
+/// on the tile layout (AMX path), instead of the row kernels.
 struct PanelChoice {
   detail::PanelKernel kernel;
   int minTokens = 0; // 0: no panel kernel
+  detail::PanelKernel small; // micro null: the row kernels
 };
 
 PanelChoice choosePanel(const MoeWeights &w, KernelPath path,
@@ -169,15 +172,24 @@ PanelChoice choosePanel(const MoeWeights &w, KernelPath path,
   if (fmt == WeightFormat::INT4 || (int8Float && w.hasTiles())) {
     // No tile layout of the format's own (INT4), or INT8 weights for bf16
     // activations: blocks are dequantised to bf16 tiles per task.
+    // INT8 tile-only weights have no rows: their small experts also run on
+    // dequantised tiles (AVX512-BF16 broadcast kernel); INT4 keeps its rows.
+    const bool noRows = !w.hasRows();
     if (opts.emulatePanels) {
       pc.kernel = detail::scalarPanel(false);
       pc.kernel.dequant = detail::scalarDequant();
       pc.minTokens = opts.amxMinTokens > 0 ? opts.amxMinTokens : 1;
+      if (noRows)
+        pc.small = pc.kernel;
     } else if (path == KernelPath::AMX) {
       pc.kernel = detail::amxBf16Panel();
       pc.kernel.dequant = detail::avx512Dequant();
       pc.minTokens =
           opts.amxMinTokens > 0 ? opts.amxMinTokens : kAmxMinTokensInt4;
+      if (noRows) {
+        pc.small = detail::avx512Bf16Panel();
+        pc.small.dequant = detail::avx512Dequant();
+      }
     }
     return pc;
   }
@@ -187,11 +199,14 @@ PanelChoice choosePanel(const MoeWeights &w, KernelPath path,
   if (opts.emulatePanels) {
     pc.kernel = detail::scalarPanel(int8);
     pc.minTokens = opts.amxMinTokens > 0 ? opts.amxMinTokens : 1;
+    if (!w.hasRows()) // tile-only: as the AMX path, no expert on rows
+      pc.small = pc.kernel;
   } else if (path == KernelPath::AMX) {
     pc.kernel = int8 ? detail::amxInt8Panel() : detail::amxBf16Panel();
     pc.minTokens = opts.amxMinTokens > 0 ? opts.amxMinTokens
                    : int8              ? kAmxMinTokensInt8
                                        : kAmxMinTokensBf16;
+    pc.small = int8 ? detail::vnniInt8Panel() : detail::avx512Bf16Panel();
   } else if (path == KernelPath::AVX512 && int8 &&
              cpuFeatures().avx512vnni) {
     pc.kernel = detail::vnniInt8Panel();
@@ -230,6 +245,11 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
                          opts.int8Activations == Int8Activations::Float;
   const RowsKernel kern = pickKernel(path, fmt, int8Float);
   const PanelChoice panel = choosePanel(w, path, opts);
+  if (!panel.small.micro && !w.hasRows())
+    throw std::invalid_argument(std::string("moeForward: path ") +
+                                toString(path) +
+                                " needs the row layout; these weights were "
+                                "packed tile-only (TilePacking::Only)");
   ThreadPool &pool =
       opts.pool ? *opts.pool : detail::sharedPool(std::max(1, opts.threads));
   thread_local detail::Workspace ws;
@@ -248,11 +268,14 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   };
 
   Routing rt = route(w, args);
-  // Experts with many tokens go to the panel pipeline, the rest to the row
-  // kernels; `small` pairs get compact indices.
-  std::vector<int> big, small;
+  // Experts with many tokens go to the panel pipeline, the rest to the
+  // small-expert panel kernel (`tiny`) or else the row kernels (`small`,
+  // whose pairs get compact indices).
+  std::vector<int> big, tiny, small;
   for (int e : rt.active)
-    (panel.minTokens > 0 && rt.count(e) >= panel.minTokens ? big : small)
+    (panel.minTokens > 0 && rt.count(e) >= panel.minTokens ? big
+     : panel.small.micro                                   ? tiny
+                                                           : small)
         .push_back(e);
   std::vector<int> smallBase(w.numExperts + 1, -1);
   int AS = 0; // pairs of small experts
@@ -274,8 +297,9 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   float *xs = int8 ? ws.take<float>(TPH / detail::kActBlock) : nullptr;
   int16_t *x16 = s16 ? ws.take<int16_t>(TPH) : nullptr;
   uint16_t *xb = b16 ? ws.take<uint16_t>(TPH) : nullptr;
-  float *accum =
-      big.empty() ? nullptr : ws.take<float>(static_cast<std::size_t>(T) * H);
+  float *accum = big.empty() && tiny.empty()
+                     ? nullptr
+                     : ws.take<float>(static_cast<std::size_t>(T) * H);
   pool.run(T, [&](int t, int) {
     const std::size_t o = static_cast<std::size_t>(t) * PH;
     float *dst = xf + o;
@@ -305,14 +329,18 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   });
 
   if (st) {
-    st->panelExperts = static_cast<int>(big.size());
+    st->panelExperts = static_cast<int>(big.size() + tiny.size());
     st->rowExperts = static_cast<int>(small.size());
   }
   lap(&MoeStats::prepare);
 
-  // Experts with many tokens.
+  // Experts on the tile layout; both calls add into accum (each takes its
+  // own scratch from ws).
   if (!big.empty())
     detail::runPanelExperts(w, rt, big, panel.kernel, xf, T, pool, ws, accum,
+                            st);
+  if (!tiny.empty())
+    detail::runPanelExperts(w, rt, tiny, panel.small, xf, T, pool, ws, accum,
                             st);
   mark = Clock::now();
 

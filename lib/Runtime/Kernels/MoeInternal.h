@@ -55,7 +55,8 @@ RowsKernel avx512VnniInt8Kernel();
 RowsKernel avx512Bf16Kernel();
 
 //===----------------------------------------------------------------------===//
-// Panel (expert-major) kernels for experts with many tokens (MoeTiled.cpp)
+// Panel (expert-major) kernels on the tile layout (MoeTiled.cpp): experts
+// with many tokens, and on the AMX path every expert
 //===----------------------------------------------------------------------===//
 
 /// C[m * 32 + c] = dot(A row m, weight row c) for m < M (<= 32) and c < 32:
@@ -119,7 +120,12 @@ struct PanelKernel {
 
 PanelKernel amxInt8Panel();
 PanelKernel amxBf16Panel();
+/// vpdpbusd with broadcast u8 activations on the INT8 tile layout: experts
+/// with many tokens on the AVX512 path, few tokens on the AMX path.
 PanelKernel vnniInt8Panel();
+/// vdpbf16ps with broadcast bf16 activations on the BF16 tile layout:
+/// experts with few tokens (decode) on the AMX path.
+PanelKernel avx512Bf16Panel();
 /// Portable reference of the AMX panel kernels (s8 or bf16 activations):
 /// MoeOptions::emulatePanels runs the panel pipeline with it on any CPU.
 PanelKernel scalarPanel(bool int8);

@@ -171,21 +171,26 @@ KernelPath bestPath(WeightFormat format) {
 //===----------------------------------------------------------------------===//
 
 std::size_t PackedMatrix::bytes() const {
-  return bf16.size() * 2 + q8.size() + rowSum.size() * 4 + q4.size() +
+  const std::size_t rowLayout = bf16.size() * 2 + q8.size() + q4.size();
+  const std::size_t tiles = q8Tiles.size() + bf16Tiles.size() * 2;
+  return (hasRows() ? rowLayout : tiles) + rowSum.size() * 4 +
          scales.size() * 4 + offsets.size() * 4;
 }
 
 std::size_t PackedMatrix::memoryBytes() const {
-  return bytes() + q8Tiles.size() + bf16Tiles.size() * 2;
+  return bf16.size() * 2 + q8.size() + q4.size() + q8Tiles.size() +
+         bf16Tiles.size() * 2 + rowSum.size() * 4 + scales.size() * 4 +
+         offsets.size() * 4;
 }
 
 float PackedMatrix::dequant(int r, int c) const {
   std::size_t i = static_cast<std::size_t>(r) * paddedCols + c;
+  const bool rowLayout = hasRows();
   switch (format) {
   case WeightFormat::BF16:
-    return bf16ToF32(bf16[i]);
+    return bf16ToF32(rowLayout ? bf16[i] : bf16Tiles[tileIndex(r, c)]);
   case WeightFormat::INT8:
-    return q8[i] * scales[r];
+    return (rowLayout ? q8[i] : q8Tiles[tileIndex(r, c)]) * scales[r];
   case WeightFormat::INT4: {
     int blk = c / 32, e = c % 32;
     uint8_t b = q4[(static_cast<std::size_t>(r) * paddedCols + blk * 32) / 2 +
@@ -364,14 +369,39 @@ PackedMatrix packMatrixColumns(const void *src, DType srcType, int rows,
   }
   if (wantsTiles(cfg))
     addTileLayout(m);
+  if (!wantsRows(cfg))
+    dropRowLayout(m);
   return m;
 }
 
 bool wantsTiles(const QuantConfig &cfg) {
-  return cfg.format != WeightFormat::INT4 &&
-         (cfg.tiles == TilePacking::Always ||
-          (cfg.tiles == TilePacking::Auto &&
-           pathSupported(KernelPath::AMX, cfg.format)));
+  if (cfg.format == WeightFormat::INT4)
+    return false;
+  switch (cfg.tiles) {
+  case TilePacking::Always:
+  case TilePacking::Only:
+    return true;
+  case TilePacking::Never:
+    return false;
+  case TilePacking::Auto:
+    return pathSupported(KernelPath::AMX, cfg.format);
+  }
+  return false;
+}
+
+bool wantsRows(const QuantConfig &cfg) {
+  if (cfg.format == WeightFormat::INT4)
+    return true; // no tile layout: Only behaves as rows
+  switch (cfg.tiles) {
+  case TilePacking::Always:
+  case TilePacking::Never:
+    return true;
+  case TilePacking::Only:
+    return false;
+  case TilePacking::Auto:
+    return !pathSupported(KernelPath::AMX, cfg.format);
+  }
+  return true;
 }
 
 void addTileLayout(PackedMatrix &m) {
@@ -390,6 +420,32 @@ void addTileLayout(PackedMatrix &m) {
     for (int r = 0; r < m.rows; ++r)
       for (int c = 0; c < m.paddedCols; ++c)
         m.bf16Tiles[m.tileIndex(r, c)] = m.bf16[r * P + c];
+  }
+}
+
+void dropRowLayout(PackedMatrix &m) {
+  if (m.format == WeightFormat::INT4 || !m.hasTiles())
+    return;
+  // Swap with empty vectors: clear() would keep the capacity.
+  std::vector<uint16_t>().swap(m.bf16);
+  std::vector<int8_t>().swap(m.q8);
+}
+
+void addRowLayout(PackedMatrix &m) {
+  if (m.format == WeightFormat::INT4 || m.hasRows() || !m.hasTiles())
+    return;
+  const std::size_t P = m.paddedCols;
+  const std::size_t n = static_cast<std::size_t>(m.rows) * P;
+  if (m.format == WeightFormat::INT8) {
+    m.q8.resize(n);
+    for (int r = 0; r < m.rows; ++r)
+      for (int c = 0; c < m.paddedCols; ++c)
+        m.q8[r * P + c] = m.q8Tiles[m.tileIndex(r, c)];
+  } else {
+    m.bf16.resize(n);
+    for (int r = 0; r < m.rows; ++r)
+      for (int c = 0; c < m.paddedCols; ++c)
+        m.bf16[r * P + c] = m.bf16Tiles[m.tileIndex(r, c)];
   }
 }
 
@@ -413,6 +469,14 @@ bool MoeWeights::hasTiles() const {
   for (const auto *v : {&gate, &up, &down})
     for (const PackedMatrix &m : *v)
       if (!m.hasTiles())
+        return false;
+  return true;
+}
+
+bool MoeWeights::hasRows() const {
+  for (const auto *v : {&gate, &up, &down})
+    for (const PackedMatrix &m : *v)
+      if (!m.hasRows())
         return false;
   return true;
 }

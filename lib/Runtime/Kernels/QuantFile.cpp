@@ -166,6 +166,28 @@ std::pair<const void *, uint64_t> arrayData(const PackedMatrix &m, Array a) {
   return {nullptr, 0};
 }
 
+/// As arrayData, but the row layout (bf16 / q8) of a matrix packed
+/// tile-only is rebuilt from its tiles into `tmp`: files always hold the row
+/// layout. `m` is only read (other threads may be running it).
+std::pair<const void *, uint64_t> rowArrayData(const PackedMatrix &m, Array a,
+                                               std::vector<char> &tmp) {
+  const bool q8 = a == kQ8 && m.q8.empty() && !m.q8Tiles.empty();
+  const bool b16 = a == kBf16 && m.bf16.empty() && !m.bf16Tiles.empty();
+  if (!q8 && !b16)
+    return arrayData(m, a);
+  const std::size_t P = m.paddedCols, esz = b16 ? 2 : 1;
+  tmp.resize(static_cast<std::size_t>(m.rows) * P * esz);
+  for (int r = 0; r < m.rows; ++r)
+    for (int c = 0; c < m.paddedCols; ++c) {
+      const std::size_t t = m.tileIndex(r, c), i = r * P + c;
+      if (q8)
+        tmp[i] = static_cast<char>(m.q8Tiles[t]);
+      else
+        std::memcpy(&tmp[2 * i], &m.bf16Tiles[t], 2);
+    }
+  return {tmp.data(), tmp.size()};
+}
+
 /// Sizes array `a` of `m` to `bytes` and returns its storage.
 void *resizeArray(PackedMatrix &m, Array a, uint64_t bytes) {
   switch (a) {
@@ -408,6 +430,7 @@ void writeLayerFile(const std::string &path, const MoeWeights &w,
                    std::to_string(kMaxLayerName) + " bytes");
   Layout l =
       layoutFor(f, group, w.numExperts, w.hidden, w.intermediate, layer.size());
+  std::vector<char> rowBuf; // one tile-only matrix's rows at a time
   // Check every matrix against the layout, and checksum the sections.
   for (Section &s : l.sections) {
     const auto &mats = roleMatrices(w, s.role);
@@ -420,7 +443,7 @@ void writeLayerFile(const std::string &path, const MoeWeights &w,
     uint32_t crc = 0;
     for (int e = 0; e < w.numExperts; ++e) {
       const PackedMatrix &m = mats[e];
-      auto [data, bytes] = arrayData(m, static_cast<Array>(s.array));
+      auto [data, bytes] = rowArrayData(m, static_cast<Array>(s.array), rowBuf);
       if (m.format != f || static_cast<uint64_t>(m.rows) != rows ||
           static_cast<uint64_t>(m.cols) != cols || bytes != perExpert ||
           (f == WeightFormat::INT4 &&
@@ -473,7 +496,8 @@ void writeLayerFile(const std::string &path, const MoeWeights &w,
     for (const Section &s : l.sections) {
       writeAll(fd.fd, zeros, s.offset - pos, path);
       for (const PackedMatrix &m : roleMatrices(w, s.role)) {
-        auto [data, bytes] = arrayData(m, static_cast<Array>(s.array));
+        auto [data, bytes] =
+            rowArrayData(m, static_cast<Array>(s.array), rowBuf);
         writeAll(fd.fd, data, bytes, path);
       }
       pos = s.offset + s.bytes;
@@ -578,29 +602,44 @@ MoeWeights readLayerFile(const std::string &path,
       m.asymmetric = info.asymmetric;
     }
   }
+  // The tile layout is built from the rows a batch of matrices at a time,
+  // right after they are read; tile-only loads then free those rows, so the
+  // rows of only a batch (the pool's size) are held besides the tiles.
+  const bool toTileLayout = wantsTiles(w.config);
+  const bool keepRows = wantsRows(w.config);
+  const int E = info.numExperts;
   for (const Section &s : p.layout.sections) {
-    const uint64_t perExpert = s.bytes / info.numExperts;
+    const Array a = static_cast<Array>(s.array);
+    const bool toTiles = toTileLayout && (a == kBf16 || a == kQ8);
+    const int batch = toTiles && pool ? pool->size() : 1;
+    const uint64_t perExpert = s.bytes / E;
+    std::vector<PackedMatrix> &mats = roleMatrices(w, s.role);
     uint64_t off = s.offset;
     uint32_t crc = 0;
-    for (PackedMatrix &m : roleMatrices(w, s.role)) {
-      void *data = resizeArray(m, static_cast<Array>(s.array), perExpert);
-      readAll(fd.fd, data, perExpert, off, path);
-      crc = crc32c(crc, data, perExpert);
-      off += perExpert;
+    for (int e0 = 0; e0 < E; e0 += batch) {
+      const int e1 = std::min(E, e0 + batch);
+      for (int e = e0; e < e1; ++e) {
+        void *data = resizeArray(mats[e], a, perExpert);
+        readAll(fd.fd, data, perExpert, off, path);
+        crc = crc32c(crc, data, perExpert);
+        off += perExpert;
+      }
+      if (!toTiles)
+        continue;
+      auto task = [&](int i, int) {
+        addTileLayout(mats[e0 + i]);
+        if (!keepRows)
+          dropRowLayout(mats[e0 + i]);
+      };
+      if (pool)
+        pool->run(e1 - e0, task);
+      else
+        for (int i = 0; i < e1 - e0; ++i)
+          task(i, 0);
     }
     if (crc != s.crc)
       fail(path, "checksum mismatch in section " +
                      sectionName(s.role, s.array) + " (corrupt file)");
-  }
-  if (wantsTiles(w.config)) {
-    auto task = [&](int i, int) {
-      addTileLayout(roleMatrices(w, i % 3)[i / 3]);
-    };
-    if (pool)
-      pool->run(3 * w.numExperts, task);
-    else
-      for (int i = 0; i < 3 * w.numExperts; ++i)
-        task(i, 0);
   }
   return w;
 }

@@ -41,12 +41,15 @@ enum class WeightFormat { BF16, INT8, INT4 };
 ///  * AVX512: fp32 FMA (BF16, INT4), VNNI vpdpbusd (INT8).
 ///  * AVX512BF16: as AVX512, but BF16 weights use vdpbf16ps on bf16
 ///    activations (x and h rounded to bf16).
-///  * AMX: per expert, AMX tiles (tdpbssd for INT8, tdpbf16ps for BF16) when
-///    the expert has >= MoeOptions::amxMinTokens tokens, else the VNNI (INT8)
-///    or AVX512-BF16 (BF16) kernel. Needs the tile layout (QuantConfig::tiles).
-///    INT4 (no tile layout): experts with >= kAmxMinTokensInt4 tokens have
-///    their nibbles dequantised to bf16 tiles per task for tdpbf16ps (bf16
-///    activations); the others run the AVX512 fp32 row kernel.
+///  * AMX: every BF16 / INT8 expert on the tile layout (QuantConfig::tiles):
+///    AMX tiles (tdpbssd for INT8, tdpbf16ps for BF16) when the expert has
+///    >= MoeOptions::amxMinTokens tokens, else the VNNI (INT8) or AVX512-BF16
+///    (BF16) panel kernel on the same tiles. INT4 (no tile layout): experts
+///    with >= kAmxMinTokensInt4 tokens have their nibbles dequantised to bf16
+///    tiles per task for tdpbf16ps (bf16 activations); the others run the
+///    AVX512 fp32 row kernel.
+/// The other paths run experts with few tokens on the row layout, so they
+/// refuse weights packed tile-only (TilePacking::Only).
 enum class KernelPath { Auto, Scalar, AVX2, AVX512, AVX512BF16, AMX };
 
 const char *toString(WeightFormat f);
@@ -75,18 +78,29 @@ KernelPath bestPath(WeightFormat format);
 /// e.g. "CPU lacks AVX512-VNNI".
 std::string missingFeature(KernelPath path, WeightFormat format);
 
-/// Whether packMatrix also writes the AMX tile layout (BF16, INT8 only).
+/// Which layouts packMatrix keeps for BF16 / INT8 weights: the row layout
+/// (PackedMatrix::bf16 / q8, read by the row kernels) and / or the AMX tile
+/// layout (bf16Tiles / q8Tiles, read by the panel kernels). INT4 has no tile
+/// layout: it always keeps its rows, whatever this says.
 enum class TilePacking {
-  Auto,   ///< when the CPU can run the AMX path for the format
-  Always, ///< always (tests of the layout on CPUs without AMX)
-  Never
+  /// Tiles only (Only) on a CPU that can run the AMX path for the format,
+  /// else rows only (Never).
+  Auto,
+  /// Both layouts (tests that run several paths on one packed set).
+  Always,
+  /// Rows only.
+  Never,
+  /// Tiles only: half the memory of Always; only the AMX path (and
+  /// MoeOptions::emulatePanels) can run the weights. INT8 keeps its scales
+  /// and rowSum (the VNNI panel kernel's offset corrections need it).
+  Only
 };
 
 /// Rows per AMX tile block and bytes per tile row (16 x 64-byte tiles).
 constexpr int kTileRows = 16, kTileBytes = 64;
 /// Tokens an expert needs for the AMX path to use AMX tiles rather than the
-/// VNNI (INT8) / AVX512-BF16 (BF16) row kernels: where the tiles became
-/// faster in bench_moe's threshold/* cases on the 16-core AMX machine
+/// VNNI (INT8) / AVX512-BF16 (BF16) kernels: where the tiles became faster
+/// in bench_moe's threshold/* cases on the 16-core AMX machine
 /// (docs/kernels.md). MoeOptions::amxMinTokens overrides both.
 constexpr int kAmxMinTokensInt8 = 5, kAmxMinTokensBf16 = 6;
 /// INT4 weights on the AMX path: experts with at least this many tokens are
@@ -104,7 +118,7 @@ struct QuantConfig {
   int groupSize = 64;
   /// INT4 only: asymmetric (scale + minimum per group) instead of symmetric.
   bool asymmetric = false;
-  /// Extra AMX tile layout (doubles the packed weight memory of BF16/INT8).
+  /// Row and / or AMX tile layout of BF16 / INT8 weights.
   TilePacking tiles = TilePacking::Auto;
 };
 
@@ -116,9 +130,11 @@ struct PackedMatrix {
   int groupSize = 0;     ///< INT4 only
   bool asymmetric = false; ///< INT4 only
 
-  /// BF16: rows * paddedCols raw bf16 bits.
+  /// BF16: rows * paddedCols raw bf16 bits (the row layout; empty when
+  /// packed tile-only).
   std::vector<uint16_t> bf16;
-  /// INT8: rows * paddedCols signed values in [-127, 127].
+  /// INT8: rows * paddedCols signed values in [-127, 127] (the row layout;
+  /// empty when packed tile-only).
   std::vector<int8_t> q8;
   /// INT8: sum of the q8 values of each 128-column block of each row,
   /// rows * paddedCols / 128 (for the +128 offset of u8 activations).
@@ -145,7 +161,10 @@ struct PackedMatrix {
   std::vector<uint16_t> bf16Tiles;
 
   int groupsPerRow() const { return groupSize ? paddedCols / groupSize : 0; }
+  /// Holds the AMX tile layout (BF16 / INT8).
   bool hasTiles() const { return !q8Tiles.empty() || !bf16Tiles.empty(); }
+  /// Holds the row layout (bf16 / q8 / q4): false when packed tile-only.
+  bool hasRows() const { return !bf16.empty() || !q8.empty() || !q4.empty(); }
   int tileRows() const { return (rows + kTileRows - 1) / kTileRows * kTileRows; }
   /// Index into q8Tiles / bf16Tiles of element (r, c).
   std::size_t tileIndex(int r, int c) const {
@@ -157,13 +176,14 @@ struct PackedMatrix {
     return tile * kTileRows * kChunk + kk * (kTileRows * perRow) +
            (r % kTileRows) * perRow + c % perRow;
   }
-  /// Bytes of packed weight data one kernel streams (the row layout, scales
-  /// included; the tile layout holds the same values).
+  /// Bytes of packed weight data one kernel streams: one layout (the row
+  /// layout when present, else the tile layout) plus scales, offsets and
+  /// rowSum.
   std::size_t bytes() const;
-  /// Bytes held in memory, tile layout included.
+  /// Bytes held in memory: every layout held, scales included.
   std::size_t memoryBytes() const;
   /// Dequantised value of element (r, c) (c < cols), for tests and
-  /// references.
+  /// references; reads the tile layout when the row layout is absent.
   float dequant(int r, int c) const;
 };
 
@@ -173,12 +193,22 @@ PackedMatrix packMatrix(const void *src, DType srcType, int rows, int cols,
                         const QuantConfig &cfg);
 
 /// Whether packMatrix adds the AMX tile layout under `cfg` (BF16 / INT8 with
-/// TilePacking::Always, or Auto on a CPU that can run the AMX path).
+/// TilePacking::Always or Only, or Auto on a CPU that can run the AMX path).
 bool wantsTiles(const QuantConfig &cfg);
+/// Whether packMatrix keeps the row layout under `cfg`: always for INT4;
+/// BF16 / INT8 unless tile-only (Only, or Auto on a CPU that can run the AMX
+/// path).
+bool wantsRows(const QuantConfig &cfg);
 /// Builds m's AMX tile layout (q8Tiles / bf16Tiles) from its row layout, as
 /// packMatrix does when wantsTiles(); nothing for INT4. Used when packed
 /// weights are read from a file (the files hold the row layout only).
 void addTileLayout(PackedMatrix &m);
+/// Frees m's row layout (bf16 / q8) when m holds the tile layout; INT8 keeps
+/// scales and rowSum. Nothing for INT4 or a matrix without tiles.
+void dropRowLayout(PackedMatrix &m);
+/// Rebuilds m's row layout from its tile layout (the inverse of
+/// addTileLayout); nothing when m already holds rows or has no tiles.
+void addRowLayout(PackedMatrix &m);
 
 /// Pack columns [c0, c1) of a row-major [rows, cols] tensor (a strided view,
 /// no copy) as a [rows, c1 - c0] matrix holding exactly the values of those
@@ -195,9 +225,11 @@ struct MoeWeights {
   QuantConfig config;
   std::vector<PackedMatrix> gate, up, down; ///< [I,H], [I,H], [H,I] each
   std::size_t bytes() const;
-  std::size_t memoryBytes() const; ///< tile layout included
+  std::size_t memoryBytes() const; ///< every layout held
   /// Every matrix carries the AMX tile layout.
   bool hasTiles() const;
+  /// Every matrix carries the row layout (false: packed tile-only).
+  bool hasRows() const;
 };
 
 /// Source pointers of one expert (HF layout: gate/up [I, H], down [H, I]).
@@ -246,15 +278,17 @@ struct MoeOptions {
   int threads = 1;
   ThreadPool *pool = nullptr;
   /// AMX path: experts with at least this many tokens use AMX tiles, the
-  /// others the VNNI / AVX512-BF16 row kernels. <= 0: kAmxMinTokensInt8 /
-  /// kAmxMinTokensBf16.
+  /// others the VNNI / AVX512-BF16 panel kernels on the same tile layout.
+  /// <= 0: kAmxMinTokensInt8 / kAmxMinTokensBf16.
   int amxMinTokens = 0;
   /// AVX512 path, INT8 weights with the tile layout: experts with at least
   /// this many tokens use the VNNI panel kernel. <= 0: kVnniPanelMinTokens.
   int vnniMinTokens = 0;
   /// Tests only: run experts with >= amxMinTokens tokens (default 1) through
   /// the panel pipeline with its portable reference micro-kernel, so the
-  /// pipeline is checked on CPUs without AMX. Needs the tile layout.
+  /// pipeline is checked on CPUs without AMX. Needs the tile layout. On
+  /// tile-only weights the other experts take the same micro-kernel too (as
+  /// the AMX path sends them to its small-expert panel kernels).
   bool emulatePanels = false;
   /// When set, receives the phase times of the call.
   MoeStats *stats = nullptr;
@@ -275,8 +309,9 @@ struct MoeArgs {
 };
 
 /// Run the MoE operator. Throws std::invalid_argument for an expert id
-/// >= numExperts, a path the CPU cannot run, or the AMX path on weights
-/// packed without the tile layout (Auto then falls back to AVX512BF16).
+/// >= numExperts, a path the CPU cannot run, the AMX path on weights packed
+/// without the tile layout (Auto then falls back to AVX512BF16 / AVX512), or
+/// a row-kernel path on weights packed tile-only.
 void moeForward(const MoeWeights &w, const MoeArgs &args,
                 const MoeOptions &opts = {});
 

@@ -4,7 +4,8 @@
 // every expert's gate, up and down matrices) in a versioned little-endian
 // file, as `kt-quant` writes it and `kt-run --experts-dir` reads it. The
 // AMX tile layout is not stored: the reader rebuilds it when the
-// QuantConfig asks for it (addTileLayout).
+// TilePacking asks for it (addTileLayout), and frees the rows again when it
+// asks for tiles only (Only, or Auto on an AMX CPU).
 //
 // Layout (docs/kt-quant.md has it byte by byte): a 128-byte header (magic
 // "KTQLAYER", version, format, group size, symmetry, dimensions, source
@@ -98,7 +99,8 @@ struct LayerExpectation {
   std::string formatReason;
 };
 
-/// Writes `w` (row layouts; tiles are not stored) as the layer file `path`:
+/// Writes `w` (row layouts; tiles are not stored: the rows of matrices
+/// packed tile-only are rebuilt from their tiles) as the layer file `path`:
 /// to `path`.tmp first, renamed over `path` once complete, so an interrupted
 /// write never leaves a file under the final name. Throws QuantFileError.
 void writeLayerFile(const std::string &path, const MoeWeights &w,
@@ -113,7 +115,10 @@ std::string checkLayerFile(const std::string &path, const LayerFileInfo &info,
 
 /// Reads the layer file `path`, checks it against `expect` and every
 /// section's checksum, and returns the weights with config.tiles = `tiles`
-/// (the AMX tile layout is rebuilt when wantsTiles(), on `pool` if given).
+/// (the AMX tile layout is rebuilt when wantsTiles(), on `pool` if given, a
+/// batch of matrices right after their rows are read; when !wantsRows()
+/// those rows are freed at once, so a tile-only load never holds a whole
+/// layer twice).
 MoeWeights readLayerFile(const std::string &path,
                          const LayerExpectation &expect = {},
                          TilePacking tiles = TilePacking::Auto,

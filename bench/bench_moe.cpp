@@ -754,7 +754,7 @@ int registerAll() {
                   "/per_expert:" + std::to_string(N),
               {v, N, kExperts, kLayers, true});
         }
-    if (m.path != KernelPath::AMX)
+    if (m.path != KernelPath::AMX || m.int8Act == Int8Activations::Float)
       continue;
     const char *fmt = m.format == WeightFormat::INT8   ? "int8"
                       : m.format == WeightFormat::INT4 ? "int4"

@@ -63,93 +63,29 @@ KT_TARGET void bf16DpRows(const PackedMatrix &w, int r0, int r1,
   rowsKernel<Bf16Dp, 4>(w, r0, r1, a, idx, n, out, outStride);
 }
 
-/// Panel micro-kernel on the BF16 tile layout (PanelMicro's contract), as
-/// vnniPanel is on the INT8 one: a tile row (64 bytes = 2 input elements of
-/// 16 weight rows, VNNI order) is one zmm; the token's 2 matching bf16
-/// activations (32 bits) are broadcast, so one vdpbf16ps accumulates 16
-/// weight rows of one token, with no horizontal sums. Strips of up to 8
-/// tokens x 32 rows keep 16 fp32 accumulators in registers.
-template <int N, bool Two>
-KT_TARGET void panelStrip(const char *A, long aStride, const char *B0,
-                          const char *B1, int kChunks, float *C) {
-  __m512 acc0[N], acc1[N];
-  for (int n = 0; n < N; ++n)
-    acc0[n] = acc1[n] = _mm512_setzero_ps();
-  for (int kc = 0; kc < kChunks; ++kc) {
-    const char *b0 = B0 + static_cast<long>(kc) * 1024;
-    const char *b1 = Two ? B1 + static_cast<long>(kc) * 1024 : nullptr;
-    const char *a = A + static_cast<long>(kc) * 64;
-    for (int kk = 0; kk < 16; ++kk) {
-      const __m512bh w0 = (__m512bh)_mm512_loadu_si512(b0 + kk * 64);
-      __m512bh w1 = w0;
-      if constexpr (Two)
-        w1 = (__m512bh)_mm512_loadu_si512(b1 + kk * 64);
-      for (int n = 0; n < N; ++n) {
-        int32_t v; // activations 2kk, 2kk + 1 of token n
-        __builtin_memcpy(&v, a + n * aStride + kk * 4, 4);
-        const __m512bh av = (__m512bh)_mm512_set1_epi32(v);
-        acc0[n] = _mm512_dpbf16_ps(acc0[n], av, w0);
-        if constexpr (Two)
-          acc1[n] = _mm512_dpbf16_ps(acc1[n], av, w1);
-      }
-    }
+/// The broadcast panel kernel (PanelStrips.inc) on the BF16 tile layout: a
+/// tile row holds 2 input elements of 16 weight rows; the token's 2 bf16
+/// activations are broadcast and vdpbf16ps adds both products per row.
+struct Bf16PanelDot {
+  using Acc = __m512;
+  using Out = float;
+  KT_TARGET static inline __m512 zero() { return _mm512_setzero_ps(); }
+  KT_TARGET static inline __m512 step(__m512 acc, __m512i a, __m512i w) {
+    return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)w);
   }
-  for (int n = 0; n < N; ++n) {
-    _mm512_storeu_ps(C + n * 32, acc0[n]);
-    if constexpr (Two)
-      _mm512_storeu_ps(C + n * 32 + 16, acc1[n]);
+  KT_TARGET static inline void store(float *c, __m512 acc) {
+    _mm512_storeu_ps(c, acc);
   }
-}
+};
 
-template <bool Two>
-KT_TARGET void panelStrips(const char *A, long aStride, int M, const char *B0,
-                           const char *B1, int kChunks, float *C) {
-  for (int m0 = 0; m0 < M; m0 += 8) {
-    const char *a = A + m0 * aStride;
-    float *c = C + m0 * 32;
-    switch (std::min(8, M - m0)) {
-    case 8:
-      panelStrip<8, Two>(a, aStride, B0, B1, kChunks, c);
-      break;
-    case 7:
-      panelStrip<7, Two>(a, aStride, B0, B1, kChunks, c);
-      break;
-    case 6:
-      panelStrip<6, Two>(a, aStride, B0, B1, kChunks, c);
-      break;
-    case 5:
-      panelStrip<5, Two>(a, aStride, B0, B1, kChunks, c);
-      break;
-    case 4:
-      panelStrip<4, Two>(a, aStride, B0, B1, kChunks, c);
-      break;
-    case 3:
-      panelStrip<3, Two>(a, aStride, B0, B1, kChunks, c);
-      break;
-    case 2:
-      panelStrip<2, Two>(a, aStride, B0, B1, kChunks, c);
-      break;
-    default:
-      panelStrip<1, Two>(a, aStride, B0, B1, kChunks, c);
-      break;
-    }
-  }
-}
-
-KT_TARGET void bf16Panel(const char *A, long aStride, int M, const char *B0,
-                         const char *B1, int kChunks, void *C) {
-  if (B1)
-    panelStrips<true>(A, aStride, M, B0, B1, kChunks, static_cast<float *>(C));
-  else
-    panelStrips<false>(A, aStride, M, B0, B1, kChunks, static_cast<float *>(C));
-}
+#include "PanelStrips.inc"
 
 } // namespace
 
 RowsKernel avx512Bf16Kernel() { return bf16DpRows; }
 
 PanelKernel avx512Bf16Panel() {
-  return {bf16Panel, false, false, avx512Epilogue()};
+  return {broadcastPanel<Bf16PanelDot>, false, false, avx512Epilogue()};
 }
 
 } // namespace kt::kernels::detail

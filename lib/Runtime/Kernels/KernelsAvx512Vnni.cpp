@@ -80,76 +80,29 @@ KT_TARGET void int8Rows(const PackedMatrix &w, int r0, int r1,
                         int outStride) {
   rowsKernel<Int8, 4>(w, r0, r1, a, idx, n, out, outStride);
 }
-/// Panel micro-kernel on the tile layout: a weight tile row (64 bytes = 4
-/// input elements of 16 weight rows, VNNI order) is one zmm, the 4 matching
-/// u8 activations of a token are broadcast, so vpdpbusd accumulates 16 weight
-/// rows of one token per instruction with no horizontal sums. Strips of up
-/// to 8 tokens x 32 rows keep 16 accumulators in registers.
-template <int N, bool Two>
-KT_TARGET void panelStrip(const char *A, long aStride, const char *B0,
-                          const char *B1, int kChunks, int32_t *C) {
-  __m512i acc0[N], acc1[N];
-  for (int n = 0; n < N; ++n)
-    acc0[n] = acc1[n] = _mm512_setzero_si512();
-  for (int kc = 0; kc < kChunks; ++kc) {
-    const char *b0 = B0 + static_cast<long>(kc) * 1024;
-    const char *b1 = Two ? B1 + static_cast<long>(kc) * 1024 : nullptr;
-    const char *a = A + static_cast<long>(kc) * 64;
-    for (int kk = 0; kk < 16; ++kk) {
-      const __m512i w0 = _mm512_loadu_si512(b0 + kk * 64);
-      __m512i w1 = _mm512_setzero_si512();
-      if constexpr (Two)
-        w1 = _mm512_loadu_si512(b1 + kk * 64);
-      for (int n = 0; n < N; ++n) {
-        int32_t v;
-        __builtin_memcpy(&v, a + n * aStride + kk * 4, 4);
-        const __m512i av = _mm512_set1_epi32(v);
-        acc0[n] = _mm512_dpbusd_epi32(acc0[n], av, w0);
-        if constexpr (Two)
-          acc1[n] = _mm512_dpbusd_epi32(acc1[n], av, w1);
-      }
-    }
+/// The broadcast panel kernel (PanelStrips.inc) on the INT8 tile layout: a
+/// tile row holds 4 input elements of 16 weight rows; the token's 4 u8
+/// activations are broadcast and vpdpbusd adds the 4 products per row.
+struct Int8PanelDot {
+  using Acc = __m512i;
+  using Out = int32_t;
+  KT_TARGET static inline __m512i zero() { return _mm512_setzero_si512(); }
+  KT_TARGET static inline __m512i step(__m512i acc, __m512i a, __m512i w) {
+    return _mm512_dpbusd_epi32(acc, a, w);
   }
-  for (int n = 0; n < N; ++n) {
-    _mm512_storeu_si512(C + n * 32, acc0[n]);
-    if constexpr (Two)
-      _mm512_storeu_si512(C + n * 32 + 16, acc1[n]);
+  KT_TARGET static inline void store(int32_t *c, __m512i acc) {
+    _mm512_storeu_si512(c, acc);
   }
-}
+};
 
-template <bool Two>
-KT_TARGET void panelStrips(const char *A, long aStride, int M, const char *B0,
-                           const char *B1, int kChunks, int32_t *C) {
-  for (int m0 = 0; m0 < M; m0 += 8) {
-    const char *a = A + m0 * aStride;
-    int32_t *c = C + m0 * 32;
-    switch (std::min(8, M - m0)) {
-    case 8: panelStrip<8, Two>(a, aStride, B0, B1, kChunks, c); break;
-    case 7: panelStrip<7, Two>(a, aStride, B0, B1, kChunks, c); break;
-    case 6: panelStrip<6, Two>(a, aStride, B0, B1, kChunks, c); break;
-    case 5: panelStrip<5, Two>(a, aStride, B0, B1, kChunks, c); break;
-    case 4: panelStrip<4, Two>(a, aStride, B0, B1, kChunks, c); break;
-    case 3: panelStrip<3, Two>(a, aStride, B0, B1, kChunks, c); break;
-    case 2: panelStrip<2, Two>(a, aStride, B0, B1, kChunks, c); break;
-    default: panelStrip<1, Two>(a, aStride, B0, B1, kChunks, c); break;
-    }
-  }
-}
-
-KT_TARGET void vnniPanel(const char *A, long aStride, int M, const char *B0,
-                         const char *B1, int kChunks, void *C) {
-  if (B1)
-    panelStrips<true>(A, aStride, M, B0, B1, kChunks, static_cast<int32_t *>(C));
-  else
-    panelStrips<false>(A, aStride, M, B0, B1, kChunks, static_cast<int32_t *>(C));
-}
+#include "PanelStrips.inc"
 
 } // namespace
 
 RowsKernel avx512VnniInt8Kernel() { return int8Rows; }
 
 PanelKernel vnniInt8Panel() {
-  return {vnniPanel, true, true, avx512Epilogue()};
+  return {broadcastPanel<Int8PanelDot>, true, true, avx512Epilogue()};
 }
 
 } // namespace kt::kernels::detail

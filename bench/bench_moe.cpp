@@ -368,7 +368,8 @@ KernelPath resolve(const Method &m) {
 double peakFor(WeightFormat f, KernelPath path, const char **unit) {
   const Peaks &pk = peaks();
   if (path == KernelPath::AMX) {
-    *unit = f == WeightFormat::INT8 ? "amx tdpbssd" : "amx tdpbf16ps"; // INT4: bf16
+    *unit =
+        f == WeightFormat::INT8 ? "amx tdpbssd" : "amx tdpbf16ps"; // INT4: bf16
     return f == WeightFormat::INT8 ? pk.amxInt8 : pk.amxBf16;
   }
   if (path == KernelPath::AVX512BF16 && f == WeightFormat::BF16) {
@@ -476,8 +477,7 @@ void BM_Moe(benchmark::State &state, Case c) {
   }
   const std::vector<MoeWeights> &ls =
       layers(f, c.method.tiles, c.experts, c.numLayers);
-  if (path == KernelPath::AMX && f != WeightFormat::INT4 &&
-      !ls[0].hasTiles()) {
+  if (path == KernelPath::AMX && f != WeightFormat::INT4 && !ls[0].hasTiles()) {
     state.SkipWithError("skipped: weights packed without the tile layout");
     return;
   }
@@ -493,8 +493,9 @@ void BM_Moe(benchmark::State &state, Case c) {
   const double bytes = moeBytesRead(ls[0], a), flops = moeFlops(ls[0], a);
   const double bw = measureReadBw();
   const char *unit = "";
-  const double peak = peakFor(c.method.int8Act == Int8Activations::Float ? WeightFormat::BF16 : f,
-                                 path, &unit);
+  const double peak = peakFor(
+      c.method.int8Act == Int8Activations::Float ? WeightFormat::BF16 : f, path,
+      &unit);
   size_t layer = 0;
   moeForward(ls[layer++ % ls.size()], a, o); // warm-up: pool, tiles, pages
   auto t0 = std::chrono::steady_clock::now();
@@ -762,7 +763,7 @@ int registerAll() {
     for (int N : {1, 2, 3, 4, 5, 6, 8, 12, 16, 32}) {
       for (bool tiles : {false, true})
         add(std::string("threshold/") + fmt +
-                (tiles                           ? "/amx"
+                (tiles                            ? "/amx"
                  : m.format == WeightFormat::INT4 ? "/rows"
                                                   : "/small_panel") +
                 "/per_expert:" + std::to_string(N),

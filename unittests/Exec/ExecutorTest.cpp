@@ -215,7 +215,8 @@ TEST(Executor, Int8FloatActivationsCloserToReference) {
   ASSERT_TRUE(e.ok() && a.ok() && b.ok());
   const double d8 = maxRelDiff(*a, *e), d16 = maxRelDiff(*b, *e);
   std::printf("[ info ] max relative logit difference vs fp32 experts: "
-              "w8a8 %.3g, w8a16 %.3g\n", d8, d16);
+              "w8a8 %.3g, w8a16 %.3g\n",
+              d8, d16);
   EXPECT_NE(*a, *b);
   EXPECT_LT(d16, d8);
 }

@@ -488,8 +488,8 @@ TEST(MoeKernels, PanelInt8RealShapeAccuracy) {
 std::vector<float> runWith(const Problem &p, const MoeWeights &w,
                            MoeOptions o) {
   std::vector<float> out(static_cast<size_t>(p.T) * p.H, NAN);
-  MoeArgs a{p.T, p.K, p.x.data(), DType::F32, p.ids.data(), IdType::I64,
-            p.wts.data(), out.data(), DType::F32};
+  MoeArgs a{p.T,         p.K,          p.x.data(), DType::F32, p.ids.data(),
+            IdType::I64, p.wts.data(), out.data(), DType::F32};
   moeForward(w, a, o);
   return out;
 }
@@ -515,7 +515,8 @@ TEST(MoeKernels, Int8FloatActivationsOddShapes) {
       o.path = path;
       double err = meanRelErr(runWith(p, w, o), ref);
       std::printf("[ info ] int8 float activations, %s rows, T=%d: %.3g vs "
-                  "dequantised weights\n", toString(path), T, err);
+                  "dequantised weights\n",
+                  toString(path), T, err);
       EXPECT_LE(err, 1e-5) << toString(path);
     }
     o.path = KernelPath::Scalar;
@@ -540,18 +541,18 @@ TEST(MoeKernels, Int8FloatActivationsOddShapes) {
       o.emulatePanels = false;
       const std::vector<float> amx = runWith(p, w, o);
       double err = meanRelErr(amx, ref);
-      double eErr =
-          meanRelErr(amx, std::vector<double>(em.begin(), em.end()));
+      double eErr = meanRelErr(amx, std::vector<double>(em.begin(), em.end()));
       std::printf("[ info ] int8 float activations, amx panels, T=%d: %.3g "
-                  "vs dequantised weights, %.3g vs emulation\n", T, err,
-                  eErr);
+                  "vs dequantised weights, %.3g vs emulation\n",
+                  T, err, eErr);
       EXPECT_LE(err, kInt4TilesBound);
       EXPECT_LE(eErr, 1e-3);
       o.amxMinTokens = 5; // tile-only: AMX above, AVX512-BF16 panels below
-      const double tErr = meanRelErr(
-          runWith(p, wt, o), std::vector<double>(em.begin(), em.end()));
+      const double tErr = meanRelErr(runWith(p, wt, o),
+                                     std::vector<double>(em.begin(), em.end()));
       std::printf("[ info ] int8 float activations, tile-only amx, T=%d: "
-                  "%.3g vs emulation\n", T, tErr);
+                  "%.3g vs emulation\n",
+                  T, tErr);
       EXPECT_LE(tErr, 1e-3);
     }
   }
@@ -579,7 +580,8 @@ TEST(MoeKernels, Int8FloatActivationsMeetFormatBound) {
   o.emulatePanels = true;
   const double panels = meanRelErr(runWith(p, w, o), orig);
   std::printf("[ info ] int8 weights, float activations, H 2048 I 768: rows "
-              "%.4g, bf16 panels %.4g vs original weights\n", rows, panels);
+              "%.4g, bf16 panels %.4g vs original weights\n",
+              rows, panels);
   EXPECT_LE(rows, 0.02);
   EXPECT_LE(panels, 0.02);
   if (pathSupported(KernelPath::AMX, WeightFormat::INT8) &&

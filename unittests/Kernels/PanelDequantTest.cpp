@@ -1,4 +1,5 @@
-//===- PanelDequantTest.cpp - INT4 weights to bf16 tiles -------------------===//
+//===- PanelDequantTest.cpp - INT4 weights to bf16 tiles
+//-------------------===//
 //
 // The dequantisation that feeds INT4 weights to the BF16 panel kernels
 // (AMX): every element lands at PackedMatrix::tileIndex of a bf16 tile
@@ -29,7 +30,9 @@ PackedMatrix randomInt4(int rows, int cols, int group, bool asym) {
 }
 
 // Index of element (n, c) of a 16-row block in bf16 tiles (as tileIndex).
-size_t at(int n, int c) { return (c / 32) * 512 + (c % 32) / 2 * 32 + n * 2 + c % 2; }
+size_t at(int n, int c) {
+  return (c / 32) * 512 + (c % 32) / 2 * 32 + n * 2 + c % 2;
+}
 
 TEST(PanelDequant, ScalarPlacesEveryElement) {
   for (auto [rows, cols, group, asym] :
@@ -62,8 +65,7 @@ TEST(PanelDequant, Avx512MatchesScalarBits) {
     for (int rb = 0; rb < m.tileRows() / 16; ++rb) {
       detail::scalarDequant()(m, rb, a.data());
       detail::avx512Dequant()(m, rb, b.data());
-      ASSERT_EQ(a, b) << "rows " << rows << " cols " << cols << " block "
-                      << rb;
+      ASSERT_EQ(a, b) << "rows " << rows << " cols " << cols << " block " << rb;
     }
   }
 }

@@ -65,7 +65,8 @@ RowsKernel pickKernel(KernelPath path, WeightFormat f, bool int8Float) {
   }
   switch (f) {
   case WeightFormat::BF16: return ks.bf16;
-  case WeightFormat::INT8: return int8Float ? ks.int8Float : ks.int8;
+  case WeightFormat::INT8:
+    return int8Float ? ks.int8Float : ks.int8;
   case WeightFormat::INT4: return ks.int4;
   }
   return nullptr;

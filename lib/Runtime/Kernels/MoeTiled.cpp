@@ -192,8 +192,8 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   const std::size_t gateBlock = static_cast<std::size_t>(kTileRows) * PH;
   const std::size_t downBlock = static_cast<std::size_t>(kTileRows) * PI;
   const std::size_t dqPerThread = 2 * std::max(gateBlock, downBlock);
-  uint16_t *dqAll = k.dequant ? ws.take<uint16_t>(dqPerThread * pool.size())
-                              : nullptr;
+  uint16_t *dqAll =
+      k.dequant ? ws.take<uint16_t>(dqPerThread * pool.size()) : nullptr;
   auto block = [&](const PackedMatrix &m, int rowBlock, uint16_t *scratch) {
     if (!k.dequant)
       return tileBlock(m, rowBlock);
@@ -264,9 +264,10 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
       const int e = experts[i], n = rt.count(e), p0 = rt.offsets[e];
       const PackedMatrix &D = w.down[e];
       const char *B0 = block(D, rb0 / 16, dq);
-      const char *B1 = rb0 + 16 < hTileRows
-                           ? block(D, rb0 / 16 + 1, dq ? dq + downBlock : nullptr)
-                           : nullptr;
+      const char *B1 =
+          rb0 + 16 < hTileRows
+              ? block(D, rb0 / 16 + 1, dq ? dq + downBlock : nullptr)
+              : nullptr;
       const int nc = std::min(32, H - rb0);
       for (int j0 = 0; j0 < n; j0 += kPanelRows) {
         const int M = std::min(kPanelRows, n - j0);

@@ -128,8 +128,8 @@ std::string missingFeature(KernelPath path, WeightFormat format) {
     // The row kernels (decode, and INT4 on AVX512BF16); AMX INT4 also
     // rounds its dequantised weights with vcvtne2ps2bf16.
     need(format != WeightFormat::INT8 || c.avx512vnni, "AVX512-VNNI");
-    const bool wantsBf16 = format == WeightFormat::BF16 ||
-                           (amx && format == WeightFormat::INT4);
+    const bool wantsBf16 =
+        format == WeightFormat::BF16 || (amx && format == WeightFormat::INT4);
     need(!wantsBf16 || c.avx512bf16, "AVX512-BF16");
     need(c.avx512f, "AVX512F");
     need(c.avx512bw, "AVX512BW");

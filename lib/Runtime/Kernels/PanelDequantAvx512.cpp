@@ -68,18 +68,18 @@ KT_TARGET void dequantInt4(const PackedMatrix &m, int rowBlock, uint16_t *dst) {
       }
       const uint8_t *src =
           &m.q4[(static_cast<std::size_t>(row) * P + kc * 32) / 2];
-      const __m512i b =
-          _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(src)));
+      const __m512i b = _mm512_cvtepu8_epi32(
+          _mm_loadu_si128(reinterpret_cast<const __m128i *>(src)));
       const std::size_t gi = static_cast<std::size_t>(row) * G + g;
       const __m512 s = _mm512_set1_ps(m.scales[gi]);
       const __m512 o = _mm512_set1_ps(m.offsets[gi]);
       const __m512 lo = _mm512_add_round_ps(
-          _mm512_mul_round_ps(
-              _mm512_cvtepi32_ps(_mm512_and_si512(b, nib)), s, kRound),
+          _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_and_si512(b, nib)), s,
+                              kRound),
           o, kRound);
       const __m512 hi = _mm512_add_round_ps(
-          _mm512_mul_round_ps(
-              _mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4)), s, kRound),
+          _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4)), s,
+                              kRound),
           o, kRound);
       r[n] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); // elements 0..31
     }
@@ -109,19 +109,19 @@ KT_TARGET void dequantInt8Tiles(const PackedMatrix &m, int rowBlock,
   }
   // Even / odd 32-bit words of (rows 0..7 | rows 8..15): element pairs
   // (4kk, 4kk+1) and (4kk+2, 4kk+3) of each row.
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
-                                         20, 22, 24, 26, 28, 30);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
+                                         22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const int8_t *src = m.q8Tiles.data() +
-                      static_cast<std::size_t>(rowBlock) * kTileRows * P;
+  const int8_t *src =
+      m.q8Tiles.data() + static_cast<std::size_t>(rowBlock) * kTileRows * P;
   for (int kc = 0; kc < P / 64; ++kc)
     for (int kk = 0; kk < 16; ++kk) {
       const int8_t *t = src + static_cast<std::size_t>(kc) * 1024 + kk * 64;
       __m512 f[4];
       for (int q = 0; q < 4; ++q)
         f[q] = _mm512_mul_round_ps(
-            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                _mm_loadu_si128(reinterpret_cast<const __m128i *>(t + 16 * q)))),
+            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                reinterpret_cast<const __m128i *>(t + 16 * q)))),
             sc[q], kRound);
       const __m512i lo = (__m512i)_mm512_cvtne2ps_pbh(f[1], f[0]); // rows 0..7
       const __m512i hi = (__m512i)_mm512_cvtne2ps_pbh(f[3], f[2]); // 8..15

@@ -27,7 +27,9 @@
 #
 # Environment for `run`: KT_BENCH_MIN_TIME (default 0.2), KT_BENCH_FILTER
 # (default: all), JOBS (default: nproc), KT_PEER_TIMEOUT (default 240 s),
-# KT_PEER=0 to skip the PyTorch peer.
+# KT_PEER=0 to skip the PyTorch peer, KT_BENCH_REPS=N to run every benchmark
+# N times in random interleaved order (a noisy machine then hits all methods
+# alike) and report mean / median / stddev / cv aggregates only.
 # After the benchmark, `run` times the same MoE layer in PyTorch bf16
 # (scripts/moe_peer_torch.py, 16 threads) when python3 can import torch, and
 # saves its JSON as $OUT/moe_peer_torch.json.
@@ -90,6 +92,9 @@ run() {
   build-device/bench/kt-bench-moe --benchmark_format=json \
     --benchmark_min_time="${KT_BENCH_MIN_TIME:-0.2}" \
     ${KT_BENCH_FILTER:+--benchmark_filter="$KT_BENCH_FILTER"} \
+    ${KT_BENCH_REPS:+--benchmark_repetitions="$KT_BENCH_REPS" \
+      --benchmark_enable_random_interleaving=true \
+      --benchmark_report_aggregates_only=true} \
     > "$out/bench_moe.json" 2> "$out/bench_moe.err"
   local brc=$?
   set -e
@@ -97,6 +102,8 @@ run() {
 import json, sys
 d = json.load(open(sys.argv[1]))
 for b in d["benchmarks"]:
+    if b.get("aggregate_name") in ("mean", "stddev"):
+        continue
     if b.get("error_occurred"):
         print(b["name"], b.get("error_message", "error"))
         continue

@@ -637,7 +637,9 @@ TEST(TileOnly, PackingKeepsTilesOnly) {
     EXPECT_EQ(only.scales, both.scales);
     EXPECT_EQ(only.rowSum, both.rowSum);
     const std::size_t tiles = 48u * 256 * (i8 ? 1 : 2);
-    const std::size_t extra = i8 ? rows * 4 + rows * 2 * 4 : 0; // scales, sums
+    // scales, rowSum, u8Correction (one per tile row)
+    const std::size_t extra =
+        i8 ? rows * 4 + rows * 2 * 4 + only.tileRows() * 4 : 0;
     EXPECT_EQ(only.bytes(), tiles + extra);
     EXPECT_EQ(only.memoryBytes(), only.bytes());
     EXPECT_EQ(both.bytes(), rows * 256u * (i8 ? 1 : 2) + extra);
@@ -795,9 +797,11 @@ TEST(TileOnly, MemoryOfAQwen3Layer) {
               bf16Both, bf16Only, int8Both, int8Only, int8Rows);
   EXPECT_EQ(bf16Both, 2415919104u); // 2 x 128 x 3 x 2048 x 768 x 2
   EXPECT_EQ(bf16Only, 1207959552u);
-  EXPECT_EQ(int8Both, 1228668928u); // + rowSum 147456, scales 14336 / expert
-  EXPECT_EQ(int8Only, 624689152u);
-  EXPECT_EQ(int8Only, int8Rows); // the tiles replace the rows byte for byte
+  // + rowSum 147456, scales 14336 and u8Correction 14336 bytes / expert
+  EXPECT_EQ(int8Both, 1230503936u);
+  EXPECT_EQ(int8Only, 626524160u);
+  // The tiles replace the rows byte for byte; tiles add u8Correction.
+  EXPECT_EQ(int8Only, int8Rows + std::size_t(E) * (2 * I + H) * 4);
 }
 
 // The AMX path's numerics at MoeRealShape's shape (H 2048, I 768, 16

@@ -299,9 +299,11 @@ TEST_P(NumaSplit, EqualsUnsplitAndIsDeterministic) {
     EXPECT_EQ(split.slices[k].intermediate, bounds[k + 1] - bounds[k]);
   // No copy of the whole weights per node: the slices add up to the
   // unsplit bytes (slices are cut at the 128-column padding), except that
-  // each slice of an INT8 down keeps the H row scales (4 bytes each).
+  // each slice of an INT8 down keeps the H row scales (4 bytes each) and,
+  // with tiles, its own u8Correction (4 bytes per tile row).
+  const size_t downRows = p.H + (full.hasTiles() ? (p.H + 15) / 16 * 16 : 0);
   const size_t extra = f.cfg.format == WeightFormat::INT8
-                           ? (split.slices.size() - 1) * p.E * p.H * 4
+                           ? (split.slices.size() - 1) * p.E * downRows * 4
                            : 0;
   EXPECT_EQ(split.bytes(), full.bytes() + extra);
   EXPECT_EQ(split.boundBytes, 0u); // one physical node: nothing to bind
@@ -406,9 +408,13 @@ TEST(NumaMoe, TileOnlySplit) {
       EXPECT_FALSE(s.hasRows());
       EXPECT_TRUE(s.hasTiles());
     }
-    const size_t extra = f.cfg.format == WeightFormat::INT8
-                             ? (split.slices.size() - 1) * p.E * p.H * 4
-                             : 0;
+    // Each extra INT8 down slice keeps the H row scales and its own
+    // u8Correction (one int32 per tile row).
+    const size_t downTileRows = (p.H + 15) / 16 * 16;
+    const size_t extra =
+        f.cfg.format == WeightFormat::INT8
+            ? (split.slices.size() - 1) * p.E * (p.H + downTileRows) * 4
+            : 0;
     EXPECT_EQ(split.memoryBytes(), full.memoryBytes() + extra);
     EXPECT_EQ(split.bytes(), split.memoryBytes());
     std::printf("[ info ] tile-only split: %zu bytes bound, %d refused\n",

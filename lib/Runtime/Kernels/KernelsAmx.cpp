@@ -138,10 +138,14 @@ KT_TARGET void amxPanel(const char *A, long aStride, int M, const char *B0,
 } // namespace
 
 PanelKernel amxInt8Panel() {
-  return {amxPanel<true>, true, false, avx512Epilogue()};
+  PanelKernel k{amxPanel<true>, true, false, avx512Epilogue()};
+  k.tileA = true;
+  return k;
 }
 PanelKernel amxBf16Panel() {
-  return {amxPanel<false>, false, false, avx512Epilogue()};
+  PanelKernel k{amxPanel<false>, false, false, avx512Epilogue()};
+  k.tileA = true;
+  return k;
 }
 
 } // namespace kt::kernels::detail

@@ -116,6 +116,10 @@ struct PanelKernel {
   /// dequantised per task into per-thread scratch rather than read from the
   /// weights' tile layout (INT4 on the AMX path).
   PanelDequant dequant = nullptr;
+  /// The micro-kernel reads A in 16-row tiles (AMX): each expert's panel
+  /// rows are padded to a multiple of 16 (zeros). The broadcast kernels
+  /// read rows < M only, so their panels are not padded.
+  bool tileA = false;
 };
 
 PanelKernel amxInt8Panel();

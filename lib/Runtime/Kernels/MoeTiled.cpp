@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 namespace kt::kernels::detail {
 
@@ -52,17 +53,18 @@ constexpr int kTileBytesAll = kTileRows * kTileBytes; // 1 KiB
 
 inline int pad16(int n) { return (n + 15) / 16 * 16; }
 
-/// 128 * (sum over the input dimension) of each weight row: what u8
-/// activations (q + 128) add to a dot product.
-void offsetCorrections(const PackedMatrix &m, std::vector<int32_t> &out) {
-  const int NB = m.paddedCols / kActBlock;
-  out.assign(m.tileRows() + 16, 0);
-  for (int r = 0; r < m.rows; ++r) {
-    int32_t s = 0;
-    for (int b = 0; b < NB; ++b)
-      s += m.rowSum[static_cast<std::size_t>(r) * NB + b];
-    out[r] = 128 * s;
+/// Runs fn(i, 0) for i in [0, n) on the calling thread when the whole
+/// phase touches fewer than kInlineElements elements (decode: a few pairs),
+/// else on the pool: a pool run costs more than such a phase.
+constexpr std::size_t kInlineElements = 64 * 1024;
+template <class Fn>
+void forEach(ThreadPool &pool, int n, std::size_t elements, const Fn &fn) {
+  if (elements < kInlineElements) {
+    for (int i = 0; i < n; ++i)
+      fn(i, 0);
+    return;
   }
+  pool.run(n, fn);
 }
 
 struct Layout {
@@ -117,7 +119,7 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   L.base.resize(NE + 1);
   for (int i = 0; i < NE; ++i) {
     L.base[i] = L.rows;
-    L.rows += pad16(rt.count(experts[i]));
+    L.rows += k.tileA ? pad16(rt.count(experts[i])) : rt.count(experts[i]);
   }
   L.base[NE] = L.rows;
 
@@ -128,25 +130,24 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   float *hf = int8 ? ws.take<float>(static_cast<std::size_t>(L.rows) * PI)
                    : nullptr;
 
-  // Weight row totals for u8 activations (VNNI), per listed expert.
-  std::vector<std::vector<int32_t>> gSum, uSum, dSum;
-  if (k.unsignedA) {
-    gSum.resize(NE);
-    uSum.resize(NE);
-    dSum.resize(NE);
-    pool.run(NE, [&](int i, int) {
-      offsetCorrections(w.gate[experts[i]], gSum[i]);
-      offsetCorrections(w.up[experts[i]], uSum[i]);
-      offsetCorrections(w.down[experts[i]], dSum[i]);
-    });
-  }
+  // u8 activations (VNNI) need each weight row's offset correction, which
+  // addTileLayout computed with the tiles.
+  if (k.unsignedA)
+    for (int e : experts)
+      for (const PackedMatrix *m : {&w.gate[e], &w.up[e], &w.down[e]})
+        if (m->u8Correction.size() != static_cast<std::size_t>(m->tileRows()))
+          throw std::logic_error("INT8 tile layout without u8Correction");
+  auto correction = [&](const PackedMatrix &m, int r) -> const int32_t * {
+    return k.unsignedA ? &m.u8Correction[r] : nullptr;
+  };
 
   // 1. Panels. Each token row is quantised / rounded once, then copied into
   // the panel of every expert it is routed to (16-row groups of pairs).
   const long xBytes = static_cast<long>(PH) * L.esz;
   char *xt = ws.take(static_cast<std::size_t>(tokens) * xBytes);
   float *xts = ws.take<float>(tokens);
-  pool.run(tokens, [&](int t, int) {
+  const int pairs = L.rows; // panel rows (pairs, padded for tileA)
+  forEach(pool, tokens, static_cast<std::size_t>(tokens) * PH, [&](int t, int) {
     const float *x = xf + static_cast<std::size_t>(t) * PH;
     char *d = xt + static_cast<long>(t) * xBytes;
     if (int8)
@@ -160,10 +161,12 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
     for (int j0 = 0; j0 < rt.count(experts[i]); j0 += 16)
       groups.push_back({i, j0});
   const int zeroByte = int8 && k.unsignedA ? 128 : 0;
-  pool.run(static_cast<int>(groups.size()), [&](int gi, int) {
+  forEach(pool, static_cast<int>(groups.size()),
+          static_cast<std::size_t>(pairs) * PH, [&](int gi, int) {
     const Group g = groups[gi];
     const int e = experts[g.i], n = rt.count(e), p0 = rt.offsets[e];
-    for (int j = g.j0; j < g.j0 + 16; ++j) {
+    const int j1 = k.tileA ? g.j0 + 16 : std::min(n, g.j0 + 16);
+    for (int j = g.j0; j < j1; ++j) {
       const long row = L.base[g.i] + j;
       char *xd = xp + row * L.xStride;
       char *hd = hp + row * L.hStride;
@@ -224,8 +227,8 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
         k.micro(xp + row0 * L.xStride, L.xStride, M, B0, B1, L.xChunks, cbuf);
         for (int m = 0; m < M; ++m) {
           const long row = row0 + m;
-          const int32_t *gc = k.unsignedA ? &gSum[t.i][rb] : nullptr;
-          const int32_t *uc = k.unsignedA ? &uSum[t.i][rb] : nullptr;
+          const int32_t *gc = correction(G, rb);
+          const int32_t *uc = correction(U, rb);
           epi.gateUp(cbuf + m * 32, nc, xs[row], int8 ? &G.scales[rb] : nullptr,
                      int8 ? &U.scales[rb] : nullptr, gc, uc,
                      int8 ? hf + row * PI + rb : nullptr,
@@ -241,7 +244,8 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
 
   // 3. INT8: quantise each pair's h row (padding rows were zeroed in 1).
   if (int8)
-    pool.run(static_cast<int>(groups.size()), [&](int gi, int) {
+    forEach(pool, static_cast<int>(groups.size()),
+            static_cast<std::size_t>(pairs) * PI, [&](int gi, int) {
       const Group g = groups[gi];
       const int n = rt.count(experts[g.i]);
       for (int j = g.j0; j < std::min(n, g.j0 + 16); ++j) {
@@ -278,7 +282,7 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
           float *o = accum + static_cast<std::size_t>(rt.token[p]) * H + rb0;
           const float f = int8 ? rt.weight[p] * hs[row0 + m] : rt.weight[p];
           epi.down(cbuf + m * 32, nc, f, int8 ? &D.scales[rb0] : nullptr,
-                   k.unsignedA ? &dSum[i][rb0] : nullptr, o);
+                   correction(D, rb0), o);
         }
       }
     }

@@ -159,6 +159,11 @@ struct PackedMatrix {
   /// (kc inner). See tileIndex().
   std::vector<int8_t> q8Tiles;
   std::vector<uint16_t> bf16Tiles;
+  /// INT8 with tiles: 128 x the sum of each weight row's q8 values,
+  /// tileRows() entries (0 for padding rows), built by addTileLayout: what
+  /// u8 activations (q + 128) add to a dot product, which the VNNI panel
+  /// kernel subtracts (computed once here rather than on every call).
+  std::vector<int32_t> u8Correction;
 
   int groupsPerRow() const { return groupSize ? paddedCols / groupSize : 0; }
   /// Holds the AMX tile layout (BF16 / INT8).

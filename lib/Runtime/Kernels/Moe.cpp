@@ -339,10 +339,10 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   // own scratch from ws).
   if (!big.empty())
     detail::runPanelExperts(w, rt, big, panel.kernel, xf, T, pool, ws, accum,
-                            st);
+                            opts);
   if (!tiny.empty())
     detail::runPanelExperts(w, rt, tiny, panel.small, xf, T, pool, ws, accum,
-                            st);
+                            opts);
   mark = Clock::now();
 
   // Experts with few tokens: phases 2-4 with the row kernels.

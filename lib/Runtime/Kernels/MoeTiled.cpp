@@ -92,7 +92,12 @@ const char *tileBlock(const PackedMatrix &m, int rowBlock) {
 void runPanelExperts(const MoeWeights &w, const Routing &rt,
                      const std::vector<int> &experts, const PanelKernel &k,
                      const float *xf, int tokens, ThreadPool &pool,
-                     Workspace &ws, float *accum, MoeStats *stats) {
+                     Workspace &ws, float *accum, const MoeOptions &opts) {
+  MoeStats *stats = opts.stats;
+  const int kKBlock = opts.panelKBlock > 0 ? opts.panelKBlock : kPanelKBlock;
+  const int kDownTaskRows =
+      opts.panelDownRows > 0 ? (opts.panelDownRows + 31) / 32 * 32
+                             : kPanelDownRows;
   using Clock = std::chrono::steady_clock;
   auto mark = Clock::now();
   auto lap = [&](double MoeStats::*field) {
@@ -191,10 +196,12 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
 
   // Weight blocks of formats without a tile layout (k.dequant): each thread
   // dequantises the 16-row blocks it is about to use into its own scratch
-  // (gate/up: one gate and one up block; down: two blocks).
+  // (gate/up: one gate and one up block; down: kDownTaskRows / 16 blocks).
   const std::size_t gateBlock = static_cast<std::size_t>(kTileRows) * PH;
   const std::size_t downBlock = static_cast<std::size_t>(kTileRows) * PI;
-  const std::size_t dqPerThread = 2 * std::max(gateBlock, downBlock);
+  const std::size_t dqPerThread = std::max(
+      2 * gateBlock, static_cast<std::size_t>(kDownTaskRows / kTileRows) *
+                         downBlock);
   uint16_t *dqAll =
       k.dequant ? ws.take<uint16_t>(dqPerThread * pool.size()) : nullptr;
   auto block = [&](const PackedMatrix &m, int rowBlock, uint16_t *scratch) {
@@ -202,6 +209,32 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
       return tileBlock(m, rowBlock);
     k.dequant(m, rowBlock, scratch);
     return reinterpret_cast<const char *>(scratch);
+  };
+
+  // C of one weight block pair for every token of an expert, per thread:
+  // the input dimension runs in blocks of kKBlock chunks, each adding into
+  // C, so that the weight block pair's slice (kKBlock KiB each) stays in L1
+  // while all the expert's token panels stream past it.
+  int maxRows = 0;
+  for (int i = 0; i < NE; ++i)
+    maxRows = std::max(maxRows, rt.count(experts[i]));
+  const std::size_t cRows =
+      static_cast<std::size_t>(maxRows + kPanelRows - 1) / kPanelRows *
+      kPanelRows;
+  const std::size_t cPerThread =
+      static_cast<std::size_t>(kDownTaskRows / 32) * cRows * 32;
+  int32_t *cAll = ws.take<int32_t>(cPerThread * pool.size());
+  // C[j][0..32) += A rows j (all n of them) x blocks B0 | B1 over kChunks.
+  auto panelProduct = [&](const char *A, long aStride, int n, const char *B0,
+                          const char *B1, int kChunks, int32_t *C) {
+    for (int kb = 0; kb < kChunks; kb += kKBlock) {
+      const int kn = std::min(kKBlock, kChunks - kb);
+      const long bo = static_cast<long>(kb) * kTileBytesAll;
+      for (int j0 = 0; j0 < n; j0 += kPanelRows)
+        k.micro(A + j0 * aStride + static_cast<long>(kb) * kTileBytes, aStride,
+                std::min(kPanelRows, n - j0), B0 + bo, B1 ? B1 + bo : nullptr,
+                kn, C + static_cast<std::size_t>(j0) * 32, kb > 0);
+    }
   };
 
   // 2. Gate/up: (expert, 32 intermediate rows).
@@ -215,27 +248,25 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
     const Task t = tasks[ti];
     const int e = experts[t.i], n = rt.count(e);
     const PackedMatrix &G = w.gate[e], &U = w.up[e];
-    alignas(64) int32_t cbuf[kPanelRows * 32];
+    int32_t *cbuf = cAll + cPerThread * th;
     uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
+    const long row0 = L.base[t.i];
     for (int rb = t.r0; rb < std::min(t.r0 + 32, iTileRows); rb += 16) {
       const char *B0 = block(G, rb / 16, dq);
       const char *B1 = block(U, rb / 16, dq ? dq + gateBlock : nullptr);
       const int nc = std::min(16, I - rb);
-      for (int j0 = 0; j0 < n; j0 += kPanelRows) {
-        const int M = std::min(kPanelRows, n - j0);
-        const long row0 = L.base[t.i] + j0;
-        k.micro(xp + row0 * L.xStride, L.xStride, M, B0, B1, L.xChunks, cbuf);
-        for (int m = 0; m < M; ++m) {
-          const long row = row0 + m;
-          const int32_t *gc = correction(G, rb);
-          const int32_t *uc = correction(U, rb);
-          epi.gateUp(cbuf + m * 32, nc, xs[row], int8 ? &G.scales[rb] : nullptr,
-                     int8 ? &U.scales[rb] : nullptr, gc, uc,
-                     int8 ? hf + row * PI + rb : nullptr,
-                     int8 ? nullptr
-                          : reinterpret_cast<uint16_t *>(hp + row * L.hStride) +
-                                rb);
-        }
+      panelProduct(xp + row0 * L.xStride, L.xStride, n, B0, B1, L.xChunks,
+                   cbuf);
+      const int32_t *gc = correction(G, rb);
+      const int32_t *uc = correction(U, rb);
+      for (int m = 0; m < n; ++m) {
+        const long row = row0 + m;
+        epi.gateUp(cbuf + m * 32, nc, xs[row], int8 ? &G.scales[rb] : nullptr,
+                   int8 ? &U.scales[rb] : nullptr, gc, uc,
+                   int8 ? hf + row * PI + rb : nullptr,
+                   int8 ? nullptr
+                        : reinterpret_cast<uint16_t *>(hp + row * L.hStride) +
+                              rb);
       }
     }
   });
@@ -257,32 +288,40 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
 
   lap(&MoeStats::quantH);
 
-  // 4. Down: tasks own 32 hidden rows, loop over the experts.
+  // 4. Down: tasks own kDownTaskRows hidden rows (so each h panel read from
+  // L3 serves that many weight rows) and loop over the experts.
   const int hTileRows = w.down[experts[0]].tileRows();
-  const int nTasks = (hTileRows + 31) / 32;
+  const int nTasks = (hTileRows + kDownTaskRows - 1) / kDownTaskRows;
   pool.run(nTasks, [&](int ti, int th) {
-    const int rb0 = ti * 32;
-    alignas(64) int32_t cbuf[kPanelRows * 32];
+    const int r0 = ti * kDownTaskRows;
+    const int r1 = std::min(r0 + kDownTaskRows, hTileRows);
+    int32_t *cbuf = cAll + cPerThread * th;
     uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
     for (int i = 0; i < NE; ++i) {
       const int e = experts[i], n = rt.count(e), p0 = rt.offsets[e];
       const PackedMatrix &D = w.down[e];
-      const char *B0 = block(D, rb0 / 16, dq);
-      const char *B1 =
-          rb0 + 16 < hTileRows
-              ? block(D, rb0 / 16 + 1, dq ? dq + downBlock : nullptr)
-              : nullptr;
-      const int nc = std::min(32, H - rb0);
-      for (int j0 = 0; j0 < n; j0 += kPanelRows) {
-        const int M = std::min(kPanelRows, n - j0);
-        const long row0 = L.base[i] + j0;
-        k.micro(hp + row0 * L.hStride, L.hStride, M, B0, B1, L.hChunks, cbuf);
-        for (int m = 0; m < M; ++m) {
-          const int p = p0 + j0 + m;
-          float *o = accum + static_cast<std::size_t>(rt.token[p]) * H + rb0;
-          const float f = int8 ? rt.weight[p] * hs[row0 + m] : rt.weight[p];
-          epi.down(cbuf + m * 32, nc, f, int8 ? &D.scales[rb0] : nullptr,
-                   correction(D, rb0), o);
+      const long row0 = L.base[i];
+      // Each pair of 16-row blocks: its C for all n tokens.
+      for (int rb0 = r0; rb0 < r1; rb0 += 32) {
+        const int q = (rb0 - r0) / 32;
+        uint16_t *dq0 = dq ? dq + 2 * q * downBlock : nullptr;
+        const char *B0 = block(D, rb0 / 16, dq0);
+        const char *B1 =
+            rb0 + 16 < hTileRows
+                ? block(D, rb0 / 16 + 1, dq0 ? dq0 + downBlock : nullptr)
+                : nullptr;
+        panelProduct(hp + row0 * L.hStride, L.hStride, n, B0, B1, L.hChunks,
+                     cbuf + q * cRows * 32);
+      }
+      for (int m = 0; m < n; ++m) {
+        const int p = p0 + m;
+        float *o = accum + static_cast<std::size_t>(rt.token[p]) * H;
+        const float f = int8 ? rt.weight[p] * hs[row0 + m] : rt.weight[p];
+        for (int rb0 = r0; rb0 < r1; rb0 += 32) {
+          const int q = (rb0 - r0) / 32;
+          epi.down(cbuf + (q * cRows + m) * 32, std::min(32, H - rb0), f,
+                   int8 ? &D.scales[rb0] : nullptr, correction(D, rb0),
+                   o + rb0);
         }
       }
     }

@@ -38,9 +38,9 @@
 // K real ones; nodes:1 is the same pinned pool running the unsplit call.
 // schedule/<stealing|shared>/<bf16|int8>/tokens:N: moeForward on a pool with
 // work stealing (the default) or the first version's shared counter.
-// tune/<amx_int8|amx_bf16>/kblock:K/downrows:D/tokens:N: the AMX path with
-// MoeOptions::panelKBlock = K (1000: no input blocking) and panelDownRows =
-// D, to choose kPanelKBlock / kPanelDownRows.
+// tune/<amx_int8|amx_bf16>/gaterows:G/downrows:D/tokens:N: the AMX path with
+// MoeOptions::panelGateRows = G and panelDownRows = D, to choose
+// kPanelGateRows / kPanelDownRows.
 // pool/<stealing|shared>/<even|skewed>/tasks:N: one ThreadPool::run of N
 // tasks of ~1 us each (even) or with the first eighth 30x heavier (skewed):
 // scheduling overhead and balance without the kernels.
@@ -468,7 +468,7 @@ struct Case {
   int experts = kExperts, numLayers = kLayers;
   bool sameExperts = false;
   int amxMinTokens = 0; // 0: the library's default
-  int kBlock = 0, downRows = 0; // MoeOptions::panelKBlock / panelDownRows
+  int gateRows = 0, downRows = 0; // MoeOptions::panelGateRows / DownRows
 };
 
 void BM_Moe(benchmark::State &state, Case c) {
@@ -493,7 +493,7 @@ void BM_Moe(benchmark::State &state, Case c) {
   o.path = path;
   o.amxMinTokens = c.amxMinTokens;
   o.vnniMinTokens = c.method.vnniMinTokens;
-  o.panelKBlock = c.kBlock;
+  o.panelGateRows = c.gateRows;
   o.panelDownRows = c.downRows;
   o.int8Activations = c.method.int8Act;
   const double bytes = moeBytesRead(ls[0], a), flops = moeFlops(ls[0], a);
@@ -749,21 +749,21 @@ int registerAll() {
                 "/tokens:" + std::to_string(T),
             {m, T, 128, 1});
   }
-  // Panel blocking (kPanelKBlock, kPanelDownRows): the AMX path at prefill
-  // sizes with other input blocks (kblock:1000 = no blocking) and down task
-  // heights; run with --benchmark_repetitions and random interleaving to
-  // compare on a noisy machine.
+  // Panel task sizes (kPanelGateRows, kPanelDownRows): the AMX path at
+  // prefill sizes with other gate/up and down task heights; run with
+  // --benchmark_repetitions and random interleaving to compare on a noisy
+  // machine.
   for (const Method &m : kMethods) {
     if (m.path != KernelPath::AMX || m.format == WeightFormat::INT4 ||
         m.int8Act == Int8Activations::Float)
       continue;
-    for (int kb : {8, 16, 1000})
+    for (int gr : {32, 64, 128})
       for (int dr : {32, 64, 128})
         for (int T : {512, 2048}) {
           Case c{m, T};
-          c.kBlock = kb;
+          c.gateRows = gr;
           c.downRows = dr;
-          add(std::string("tune/") + m.name + "/kblock:" + std::to_string(kb) +
+          add(std::string("tune/") + m.name + "/gaterows:" + std::to_string(gr) +
                   "/downrows:" + std::to_string(dr) +
                   "/tokens:" + std::to_string(T),
               c);

@@ -397,7 +397,7 @@ const PanelCase kPanelCases[] = {
 
 std::vector<float> runPanels(const Problem &p, const MoeWeights &w,
                              KernelPath path, bool emulate, int threads,
-                             int kBlock = 0, int downRows = 0) {
+                             int gateRows = 0, int downRows = 0) {
   std::vector<float> out(static_cast<size_t>(p.T) * p.H, NAN);
   MoeArgs a{p.T, p.K, p.x.data(), DType::F32, p.ids.data(), IdType::I64,
             p.wts.data(), out.data(), DType::F32};
@@ -407,7 +407,7 @@ std::vector<float> runPanels(const Problem &p, const MoeWeights &w,
   o.amxMinTokens = 1;
   o.vnniMinTokens = 1;
   o.emulatePanels = emulate;
-  o.panelKBlock = kBlock;
+  o.panelGateRows = gateRows;
   o.panelDownRows = downRows;
   moeForward(w, a, o);
   return out;
@@ -446,12 +446,11 @@ TEST_P(MoePanel, OddShapesMatchReferences) {
         EXPECT_LE(eErr, int8 ? 1e-4 : 1e-3);
       }
       // Deterministic whatever the thread count, and the same bits with
-      // any blocking (input blocks of 1 or 3 chunks or none; down tasks of
-      // 32 or 96 rows).
+      // any task sizes (gate/up 16, 48, 1000 rows; down 32, 96, 1000).
       EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 3));
-      EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 2, 1, 96));
-      EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 2, 3, 32));
-      EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 2, 1000, 1));
+      EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 2, 16, 96));
+      EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 2, 48, 32));
+      EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 2, 1000, 1000));
       std::printf("[ info ] panel %s H=%d I=%d T=%d: %.3g vs dequantised "
                   "weights, %.3g vs scalar rows, %.3g vs emulation\n",
                   c.name, H, I, T, kErr, sErr, eErr);

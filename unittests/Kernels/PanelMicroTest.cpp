@@ -110,9 +110,8 @@ void compareWithReference(const PanelKernel &k, const char *name) {
         std::fill(std::begin(got), std::end(got), 0);
         std::fill(std::begin(want), std::end(want), 0);
         const std::vector<char> &a = k.unsignedA ? o.aU8 : o.a;
-        k.micro(a.data(), o.aStride, M, o.b0.data(), b1, kChunks, got, false);
-        ref.micro(o.a.data(), o.aStride, M, o.b0.data(), b1, kChunks, want,
-                  false);
+        k.micro(a.data(), o.aStride, M, o.b0.data(), b1, kChunks, got);
+        ref.micro(o.a.data(), o.aStride, M, o.b0.data(), b1, kChunks, want);
         const int cols = two ? 32 : 16;
         int bad = 0;
         for (int m = 0; m < M; ++m)
@@ -134,22 +133,6 @@ void compareWithReference(const PanelKernel &k, const char *name) {
             }
           }
         EXPECT_EQ(bad, 0);
-        // The input dimension in two blocks, the second accumulating into
-        // C: the same bits as one call (fp32 / int32 C is stored exactly
-        // between the blocks and the sums run in the same order).
-        if (kChunks >= 2) {
-          const int k1 = kChunks / 2;
-          alignas(64) int32_t split[32 * 32];
-          std::fill(std::begin(split), std::end(split), 0);
-          k.micro(a.data(), o.aStride, M, o.b0.data(), b1, k1, split, false);
-          k.micro(a.data() + k1 * 64, o.aStride, M, o.b0.data() + k1 * 1024,
-                  two ? b1 + k1 * 1024 : nullptr, kChunks - k1, split, true);
-          int diff = 0;
-          for (int m = 0; m < M; ++m)
-            for (int c = 0; c < cols; ++c)
-              diff += std::memcmp(&split[m * 32 + c], &got[m * 32 + c], 4) != 0;
-          EXPECT_EQ(diff, 0) << "accumulating over two input blocks";
-        }
       }
     }
   }
@@ -160,13 +143,6 @@ void compareWithReference(const PanelKernel &k, const char *name) {
     if (!(cond))                                                               \
       GTEST_SKIP() << "skipped: " << (why);                                    \
   } while (0)
-
-// The reference against itself: checks its `accumulate` over two input
-// blocks (the SIMD tests below check theirs).
-TEST(PanelMicro, ReferenceAccumulates) {
-  compareWithReference(scalarPanel(true), "scalar int8");
-  compareWithReference(scalarPanel(false), "scalar bf16");
-}
 
 TEST(PanelMicro, Avx512Bf16MatchesReference) {
   const std::string why =
@@ -233,7 +209,7 @@ TEST(PanelMicro, ReferenceReadsTheTileLayout) {
       const char *b1 =
           (rb + 1) * kTileRows < w.tileRows() ? b0 + blockBytes : nullptr;
       alignas(64) int32_t c[32 * 32];
-      k.micro(a.data(), aStride, 5, b0, b1, kChunks, c, false);
+      k.micro(a.data(), aStride, 5, b0, b1, kChunks, c);
       for (int m = 0; m < 5; ++m)
         for (int n = 0; n < (b1 ? 32 : 16); ++n) {
           const int r = rb * kTileRows + n;

@@ -72,26 +72,14 @@ void configureTiles() {
 /// C row stride 128 bytes (32 int32 / fp32).
 template <bool Int8, int MT, int NT>
 KT_TARGET void panelMicro(const char *A, long aStride, const char *B0,
-                          const char *B1, int kChunks, void *C,
-                          bool accumulate) {
-  char *c = static_cast<char *>(C);
-  if (accumulate) {
-    KT_TILE_LOAD(0, c, 128);
-    if constexpr (NT == 2)
-      KT_TILE_LOAD(1, c + 64, 128);
-    if constexpr (MT == 2)
-      KT_TILE_LOAD(2, c + 16 * 128, 128);
-    if constexpr (MT == 2 && NT == 2)
-      KT_TILE_LOAD(3, c + 16 * 128 + 64, 128);
-  } else {
-    KT_TILE_ZERO(0);
-    if constexpr (NT == 2)
-      KT_TILE_ZERO(1);
-    if constexpr (MT == 2)
-      KT_TILE_ZERO(2);
-    if constexpr (MT == 2 && NT == 2)
-      KT_TILE_ZERO(3);
-  }
+                          const char *B1, int kChunks, void *C) {
+  KT_TILE_ZERO(0);
+  if constexpr (NT == 2)
+    KT_TILE_ZERO(1);
+  if constexpr (MT == 2)
+    KT_TILE_ZERO(2);
+  if constexpr (MT == 2 && NT == 2)
+    KT_TILE_ZERO(3);
   const char *a1 = A + 16 * aStride;
   for (int kc = 0; kc < kChunks; ++kc) {
     const long ko = static_cast<long>(kc) * kTileBytes;
@@ -120,6 +108,7 @@ KT_TARGET void panelMicro(const char *A, long aStride, const char *B0,
         KT_TDPBF16PS(3, 5, 7);
     }
   }
+  char *c = static_cast<char *>(C);
   KT_TILE_STORE(0, c, 128);
   if constexpr (NT == 2)
     KT_TILE_STORE(1, c + 64, 128);
@@ -131,18 +120,18 @@ KT_TARGET void panelMicro(const char *A, long aStride, const char *B0,
 
 template <bool Int8>
 KT_TARGET void amxPanel(const char *A, long aStride, int M, const char *B0,
-                        const char *B1, int kChunks, void *C, bool accumulate) {
+                        const char *B1, int kChunks, void *C) {
   configureTiles();
   if (M > 16) {
     if (B1)
-      panelMicro<Int8, 2, 2>(A, aStride, B0, B1, kChunks, C, accumulate);
+      panelMicro<Int8, 2, 2>(A, aStride, B0, B1, kChunks, C);
     else
-      panelMicro<Int8, 2, 1>(A, aStride, B0, B1, kChunks, C, accumulate);
+      panelMicro<Int8, 2, 1>(A, aStride, B0, B1, kChunks, C);
   } else {
     if (B1)
-      panelMicro<Int8, 1, 2>(A, aStride, B0, B1, kChunks, C, accumulate);
+      panelMicro<Int8, 1, 2>(A, aStride, B0, B1, kChunks, C);
     else
-      panelMicro<Int8, 1, 1>(A, aStride, B0, B1, kChunks, C, accumulate);
+      panelMicro<Int8, 1, 1>(A, aStride, B0, B1, kChunks, C);
   }
 }
 

@@ -70,9 +70,6 @@ struct Bf16PanelDot {
   using Acc = __m512;
   using Out = float;
   KT_TARGET static inline __m512 zero() { return _mm512_setzero_ps(); }
-  KT_TARGET static inline __m512 load(const float *c) {
-    return _mm512_loadu_ps(c);
-  }
   KT_TARGET static inline __m512 step(__m512 acc, __m512i a, __m512i w) {
     return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)w);
   }

@@ -87,9 +87,6 @@ struct Int8PanelDot {
   using Acc = __m512i;
   using Out = int32_t;
   KT_TARGET static inline __m512i zero() { return _mm512_setzero_si512(); }
-  KT_TARGET static inline __m512i load(const int32_t *c) {
-    return _mm512_loadu_si512(c);
-  }
   KT_TARGET static inline __m512i step(__m512i acc, __m512i a, __m512i w) {
     return _mm512_dpbusd_epi32(acc, a, w);
   }

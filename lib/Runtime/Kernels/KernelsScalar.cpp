@@ -123,23 +123,15 @@ namespace {
 /// by element (s8 x s8 -> int32, or bf16 x bf16 -> fp32).
 template <bool Int8>
 void scalarPanelMicro(const char *A, long aStride, int M, const char *B0,
-                      const char *B1, int kChunks, void *C, bool accumulate) {
+                      const char *B1, int kChunks, void *C) {
   constexpr int per = Int8 ? 4 : 2; // elements per 4 bytes
   const int K = kChunks * 16 * per;
   for (int m = 0; m < M; ++m)
     for (int c = 0; c < (B1 ? 32 : 16); ++c) {
       const char *B = c < 16 ? B0 : B1;
       const int n = c % 16;
-      // Starting from C when accumulating keeps the order of the sums: the
-      // same bits as one call over the whole input dimension.
       int32_t iacc = 0;
       float facc = 0;
-      if (accumulate) {
-        if constexpr (Int8)
-          iacc = static_cast<int32_t *>(C)[m * 32 + c];
-        else
-          facc = static_cast<float *>(C)[m * 32 + c];
-      }
       for (int k = 0; k < K; ++k) {
         const int kc = k / (16 * per), kk = (k % (16 * per)) / per,
                   j = k % per;

@@ -59,18 +59,15 @@ RowsKernel avx512Bf16Kernel();
 // with many tokens, and on the AMX path every expert
 //===----------------------------------------------------------------------===//
 
-/// C[m * 32 + c] = dot(A row m, weight row c) for m < M (<= 32) and c < 32,
-/// added to the C values already there when `accumulate` (so a caller can
-/// split the input dimension into blocks): columns 0..15 from the 16-row
-/// weight tile block at B0, 16..31 from B1 (null: only 16 columns). A rows
-/// are `aStride` bytes apart and hold kChunks * 64 bytes; rows
-/// M .. 16 * ceil(M / 16) - 1 must be readable (C rows past M are then
-/// written too). Weight blocks are kChunks contiguous 1 KiB tiles in the
-/// layout of PackedMatrix::q8Tiles / bf16Tiles. INT8 kernels write int32,
-/// BF16 fp32.
+/// C[m * 32 + c] = dot(A row m, weight row c) for m < M (<= 32) and c < 32:
+/// columns 0..15 from the 16-row weight tile block at B0, 16..31 from B1
+/// (null: only 16 columns). A rows are `aStride` bytes apart and hold
+/// kChunks * 64 bytes; rows M .. 16 * ceil(M / 16) - 1 must be readable.
+/// Weight blocks are kChunks contiguous 1 KiB tiles in the layout of
+/// PackedMatrix::q8Tiles / bf16Tiles. INT8 kernels write int32, BF16 fp32.
 using PanelMicro = void (*)(const char *A, long aStride, int M,
                             const char *B0, const char *B1, int kChunks,
-                            void *C, bool accumulate);
+                            void *C);
 
 /// Element-wise steps around the panel micro-kernels (PanelEpilogue.cpp).
 struct PanelEpilogue {
@@ -172,7 +169,7 @@ private:
 /// and down tasks that own blocks of the hidden dimension and add
 /// weight * y straight into accum [tokens, hidden] (fp32, zeroed by the
 /// caller). xf: fp32 activation rows of stride = the weights' paddedCols.
-/// opts: blocking (panelKBlock, panelDownRows) and stats.
+/// opts: task sizes (panelGateRows, panelDownRows) and stats.
 void runPanelExperts(const MoeWeights &w, const Routing &rt,
                      const std::vector<int> &experts, const PanelKernel &k,
                      const float *xf, int tokens, ThreadPool &pool,

@@ -50,6 +50,8 @@ namespace {
 
 constexpr int kPanelRows = 32; // tokens per micro-kernel call
 constexpr int kTileBytesAll = kTileRows * kTileBytes; // 1 KiB
+/// Most 16-row weight blocks per task (gate/up or down task rows / 16).
+constexpr int kMaxTaskBlocks = 64;
 
 inline int pad16(int n) { return (n + 15) / 16 * 16; }
 
@@ -94,10 +96,15 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
                      const float *xf, int tokens, ThreadPool &pool,
                      Workspace &ws, float *accum, const MoeOptions &opts) {
   MoeStats *stats = opts.stats;
-  const int kKBlock = opts.panelKBlock > 0 ? opts.panelKBlock : kPanelKBlock;
-  const int kDownTaskRows =
-      opts.panelDownRows > 0 ? (opts.panelDownRows + 31) / 32 * 32
-                             : kPanelDownRows;
+  // Task heights (MoeOptions; at most kMaxTaskBlocks weight blocks).
+  const int gateRows = std::min(opts.panelGateRows > 0
+                                    ? (opts.panelGateRows + 15) / 16 * 16
+                                    : kPanelGateRows,
+                                16 * kMaxTaskBlocks);
+  const int downRows = std::min(opts.panelDownRows > 0
+                                    ? (opts.panelDownRows + 31) / 32 * 32
+                                    : kPanelDownRows,
+                                16 * kMaxTaskBlocks);
   using Clock = std::chrono::steady_clock;
   auto mark = Clock::now();
   auto lap = [&](double MoeStats::*field) {
@@ -195,78 +202,70 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   lap(&MoeStats::panels);
 
   // Weight blocks of formats without a tile layout (k.dequant): each thread
-  // dequantises the 16-row blocks it is about to use into its own scratch
-  // (gate/up: one gate and one up block; down: kDownTaskRows / 16 blocks).
+  // dequantises the 16-row blocks of its task into its own scratch (gate/up:
+  // gateRows / 16 gate and as many up blocks; down: downRows / 16 blocks).
   const std::size_t gateBlock = static_cast<std::size_t>(kTileRows) * PH;
   const std::size_t downBlock = static_cast<std::size_t>(kTileRows) * PI;
-  const std::size_t dqPerThread = std::max(
-      2 * gateBlock, static_cast<std::size_t>(kDownTaskRows / kTileRows) *
-                         downBlock);
+  const std::size_t dqPerThread =
+      std::max(static_cast<std::size_t>(2 * gateRows / kTileRows) * gateBlock,
+               static_cast<std::size_t>(downRows / kTileRows) * downBlock);
   uint16_t *dqAll =
       k.dequant ? ws.take<uint16_t>(dqPerThread * pool.size()) : nullptr;
-  auto block = [&](const PackedMatrix &m, int rowBlock, uint16_t *scratch) {
-    if (!k.dequant)
-      return tileBlock(m, rowBlock);
-    k.dequant(m, rowBlock, scratch);
-    return reinterpret_cast<const char *>(scratch);
-  };
-
-  // C of one weight block pair for every token of an expert, per thread:
-  // the input dimension runs in blocks of kKBlock chunks, each adding into
-  // C, so that the weight block pair's slice (kKBlock KiB each) stays in L1
-  // while all the expert's token panels stream past it.
-  int maxRows = 0;
-  for (int i = 0; i < NE; ++i)
-    maxRows = std::max(maxRows, rt.count(experts[i]));
-  const std::size_t cRows =
-      static_cast<std::size_t>(maxRows + kPanelRows - 1) / kPanelRows *
-      kPanelRows;
-  const std::size_t cPerThread =
-      static_cast<std::size_t>(kDownTaskRows / 32) * cRows * 32;
-  int32_t *cAll = ws.take<int32_t>(cPerThread * pool.size());
-  // C[j][0..32) += A rows j (all n of them) x blocks B0 | B1 over kChunks.
-  auto panelProduct = [&](const char *A, long aStride, int n, const char *B0,
-                          const char *B1, int kChunks, int32_t *C) {
-    for (int kb = 0; kb < kChunks; kb += kKBlock) {
-      const int kn = std::min(kKBlock, kChunks - kb);
-      const long bo = static_cast<long>(kb) * kTileBytesAll;
-      for (int j0 = 0; j0 < n; j0 += kPanelRows)
-        k.micro(A + j0 * aStride + static_cast<long>(kb) * kTileBytes, aStride,
-                std::min(kPanelRows, n - j0), B0 + bo, B1 ? B1 + bo : nullptr,
-                kn, C + static_cast<std::size_t>(j0) * 32, kb > 0);
+  // The task's weight blocks rb0 / 16 .. rb1 / 16 - 1 of m (scratch: room
+  // for them when dequantising).
+  auto blocks = [&](const PackedMatrix &m, int rb0, int rb1, uint16_t *scratch,
+                    const char **out) {
+    for (int rb = rb0; rb < rb1; rb += kTileRows) {
+      if (k.dequant) {
+        k.dequant(m, rb / kTileRows, scratch);
+        out[(rb - rb0) / kTileRows] = reinterpret_cast<const char *>(scratch);
+        scratch += static_cast<std::size_t>(kTileRows) * m.paddedCols;
+      } else {
+        out[(rb - rb0) / kTileRows] = tileBlock(m, rb / kTileRows);
+      }
     }
   };
 
-  // 2. Gate/up: (expert, 32 intermediate rows).
+  // 2. Gate/up: tasks (expert, gateRows intermediate rows). Token panels
+  // outside, weight blocks inside: each 32-token panel is read once (L3 ->
+  // L2) for all the task's rows, and the task's weight blocks stay in L2.
   struct Task { int i, r0; };
   std::vector<Task> tasks;
   const int iTileRows = w.gate[experts[0]].tileRows();
   for (int i = 0; i < NE; ++i)
-    for (int r0 = 0; r0 < iTileRows; r0 += 32)
+    for (int r0 = 0; r0 < iTileRows; r0 += gateRows)
       tasks.push_back({i, r0});
   pool.run(static_cast<int>(tasks.size()), [&](int ti, int th) {
     const Task t = tasks[ti];
     const int e = experts[t.i], n = rt.count(e);
+    const int r1 = std::min(t.r0 + gateRows, iTileRows);
     const PackedMatrix &G = w.gate[e], &U = w.up[e];
-    int32_t *cbuf = cAll + cPerThread * th;
+    alignas(64) int32_t cbuf[kPanelRows * 32];
     uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
-    const long row0 = L.base[t.i];
-    for (int rb = t.r0; rb < std::min(t.r0 + 32, iTileRows); rb += 16) {
-      const char *B0 = block(G, rb / 16, dq);
-      const char *B1 = block(U, rb / 16, dq ? dq + gateBlock : nullptr);
-      const int nc = std::min(16, I - rb);
-      panelProduct(xp + row0 * L.xStride, L.xStride, n, B0, B1, L.xChunks,
-                   cbuf);
-      const int32_t *gc = correction(G, rb);
-      const int32_t *uc = correction(U, rb);
-      for (int m = 0; m < n; ++m) {
-        const long row = row0 + m;
-        epi.gateUp(cbuf + m * 32, nc, xs[row], int8 ? &G.scales[rb] : nullptr,
-                   int8 ? &U.scales[rb] : nullptr, gc, uc,
-                   int8 ? hf + row * PI + rb : nullptr,
-                   int8 ? nullptr
-                        : reinterpret_cast<uint16_t *>(hp + row * L.hStride) +
-                              rb);
+    const char *gb[kMaxTaskBlocks], *ub[kMaxTaskBlocks];
+    blocks(G, t.r0, r1, dq, gb);
+    blocks(U, t.r0, r1, dq ? dq + (r1 - t.r0) / kTileRows * gateBlock : nullptr,
+           ub);
+    for (int j0 = 0; j0 < n; j0 += kPanelRows) {
+      const int M = std::min(kPanelRows, n - j0);
+      const long row0 = L.base[t.i] + j0;
+      for (int rb = t.r0; rb < r1; rb += kTileRows) {
+        const int q = (rb - t.r0) / kTileRows;
+        k.micro(xp + row0 * L.xStride, L.xStride, M, gb[q], ub[q], L.xChunks,
+                cbuf);
+        const int nc = std::min(kTileRows, I - rb);
+        const int32_t *gc = correction(G, rb);
+        const int32_t *uc = correction(U, rb);
+        for (int m = 0; m < M; ++m) {
+          const long row = row0 + m;
+          epi.gateUp(cbuf + m * 32, nc, xs[row],
+                     int8 ? &G.scales[rb] : nullptr,
+                     int8 ? &U.scales[rb] : nullptr, gc, uc,
+                     int8 ? hf + row * PI + rb : nullptr,
+                     int8 ? nullptr
+                          : reinterpret_cast<uint16_t *>(hp + row * L.hStride) +
+                                rb);
+        }
       }
     }
   });
@@ -288,40 +287,36 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
 
   lap(&MoeStats::quantH);
 
-  // 4. Down: tasks own kDownTaskRows hidden rows (so each h panel read from
-  // L3 serves that many weight rows) and loop over the experts.
+  // 4. Down: tasks own downRows hidden rows and loop over the experts; per
+  // expert, token panels outside and weight block pairs inside (each h
+  // panel read once for all the task's rows).
   const int hTileRows = w.down[experts[0]].tileRows();
-  const int nTasks = (hTileRows + kDownTaskRows - 1) / kDownTaskRows;
+  const int nTasks = (hTileRows + downRows - 1) / downRows;
   pool.run(nTasks, [&](int ti, int th) {
-    const int r0 = ti * kDownTaskRows;
-    const int r1 = std::min(r0 + kDownTaskRows, hTileRows);
-    int32_t *cbuf = cAll + cPerThread * th;
+    const int r0 = ti * downRows;
+    const int r1 = std::min(r0 + downRows, hTileRows);
+    alignas(64) int32_t cbuf[kPanelRows * 32];
     uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
+    const char *db[kMaxTaskBlocks];
     for (int i = 0; i < NE; ++i) {
       const int e = experts[i], n = rt.count(e), p0 = rt.offsets[e];
       const PackedMatrix &D = w.down[e];
-      const long row0 = L.base[i];
-      // Each pair of 16-row blocks: its C for all n tokens.
-      for (int rb0 = r0; rb0 < r1; rb0 += 32) {
-        const int q = (rb0 - r0) / 32;
-        uint16_t *dq0 = dq ? dq + 2 * q * downBlock : nullptr;
-        const char *B0 = block(D, rb0 / 16, dq0);
-        const char *B1 =
-            rb0 + 16 < hTileRows
-                ? block(D, rb0 / 16 + 1, dq0 ? dq0 + downBlock : nullptr)
-                : nullptr;
-        panelProduct(hp + row0 * L.hStride, L.hStride, n, B0, B1, L.hChunks,
-                     cbuf + q * cRows * 32);
-      }
-      for (int m = 0; m < n; ++m) {
-        const int p = p0 + m;
-        float *o = accum + static_cast<std::size_t>(rt.token[p]) * H;
-        const float f = int8 ? rt.weight[p] * hs[row0 + m] : rt.weight[p];
-        for (int rb0 = r0; rb0 < r1; rb0 += 32) {
-          const int q = (rb0 - r0) / 32;
-          epi.down(cbuf + (q * cRows + m) * 32, std::min(32, H - rb0), f,
-                   int8 ? &D.scales[rb0] : nullptr, correction(D, rb0),
-                   o + rb0);
+      blocks(D, r0, r1, dq, db);
+      for (int j0 = 0; j0 < n; j0 += kPanelRows) {
+        const int M = std::min(kPanelRows, n - j0);
+        const long row0 = L.base[i] + j0;
+        for (int rb = r0; rb < r1; rb += 2 * kTileRows) {
+          const int q = (rb - r0) / kTileRows;
+          k.micro(hp + row0 * L.hStride, L.hStride, M, db[q],
+                  rb + kTileRows < r1 ? db[q + 1] : nullptr, L.hChunks, cbuf);
+          const int nc = std::min(2 * kTileRows, H - rb);
+          for (int m = 0; m < M; ++m) {
+            const int p = p0 + j0 + m;
+            float *o = accum + static_cast<std::size_t>(rt.token[p]) * H + rb;
+            const float f = int8 ? rt.weight[p] * hs[row0 + m] : rt.weight[p];
+            epi.down(cbuf + m * 32, nc, f, int8 ? &D.scales[rb] : nullptr,
+                     correction(D, rb), o);
+          }
         }
       }
     }

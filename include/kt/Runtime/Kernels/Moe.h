@@ -111,12 +111,12 @@ constexpr int kAmxMinTokensInt4 = 8;
 /// over the tile layout) instead of the row kernel. MoeOptions::vnniMinTokens
 /// overrides it.
 constexpr int kVnniPanelMinTokens = 5;
-/// Panel pipeline blocking defaults (MoeOptions::panelKBlock /
-/// panelDownRows; docs/kernels.md): 64-byte input chunks per micro-kernel
-/// call, so a weight block pair's slice stays in L1 while an expert's token
-/// panels stream past it; hidden rows per down task, so each h panel read
-/// serves that many weight rows.
-constexpr int kPanelKBlock = 16, kPanelDownRows = 64;
+/// Panel pipeline task sizes (MoeOptions::panelGateRows / panelDownRows;
+/// docs/kernels.md, measured with the tune/ benchmarks): intermediate rows
+/// per gate/up task and hidden rows per down task. A task reads each token
+/// panel of an expert once for all its weight rows, so taller tasks read
+/// the panels from L3 fewer times.
+constexpr int kPanelGateRows = 64, kPanelDownRows = 64;
 
 struct QuantConfig {
   WeightFormat format = WeightFormat::BF16;
@@ -295,11 +295,12 @@ struct MoeOptions {
   /// AVX512 path, INT8 weights with the tile layout: experts with at least
   /// this many tokens use the VNNI panel kernel. <= 0: kVnniPanelMinTokens.
   int vnniMinTokens = 0;
-  /// Panel pipeline blocking (docs/kernels.md, "Panel pipeline"): 64-byte
-  /// chunks of the input dimension per micro-kernel call (<= 0:
-  /// kPanelKBlock), and hidden rows per down task (rounded up to a multiple
-  /// of 32; <= 0: kPanelDownRows). Results do not depend on them.
-  int panelKBlock = 0;
+  /// Panel pipeline task sizes (docs/kernels.md, "Panel pipeline"):
+  /// intermediate rows per gate/up task (rounded up to a multiple of 16;
+  /// <= 0: kPanelGateRows) and hidden rows per down task (rounded up to a
+  /// multiple of 32; <= 0: kPanelDownRows). Results do not depend on them
+  /// (bit for bit).
+  int panelGateRows = 0;
   int panelDownRows = 0;
   /// Tests only: run experts with >= amxMinTokens tokens (default 1) through
   /// the panel pipeline with its portable reference micro-kernel, so the

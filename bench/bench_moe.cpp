@@ -44,7 +44,10 @@
 // pool/<stealing|shared>/<even|skewed>/tasks:N: one ThreadPool::run of N
 // tasks of ~1 us each (even) or with the first eighth 30x heavier (skewed):
 // scheduling overhead and balance without the kernels.
+// pool/<stealing|shared>/empty/tasks:N: one ThreadPool::run of N tasks that
+// do nothing: the per-run overhead (wake-up, hand-out, completion).
 // Counters:
+//   us_per_run  pool/*/empty: microseconds per run() (= time per iteration)
 //   GBps      bytes of packed weights (routed experts) + activations / s
 //   TFLOPS    6 * H * I * routed pairs / s (int8: integer ops, same count)
 //   frac_of_ceiling  roofline fraction: max(bytes / read_bw, flops / peak)
@@ -679,6 +682,23 @@ void BM_PoolRun(benchmark::State &state, Schedule s, bool skewed, int n) {
       benchmark::Counter(n, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+/// Per-run overhead: one run() of n tasks that do nothing (wake the
+/// workers, hand out the ranges, wait for completion).
+void BM_PoolEmpty(benchmark::State &state, Schedule s, int n) {
+  ThreadPool &tp = schedulePool(s);
+  std::atomic<int> sink{0};
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state)
+    tp.run(n, [&](int task, int) {
+      if (task < 0) // never: keeps the task from being empty
+        sink.fetch_add(1, std::memory_order_relaxed);
+    });
+  const auto t1 = std::chrono::steady_clock::now();
+  state.counters["threads"] = tp.size();
+  state.counters["us_per_run"] =
+      1e6 * seconds(t0, t1) / static_cast<double>(state.iterations());
+}
+
 void BM_ReadBw(benchmark::State &state) {
   double bw = 0;
   for (auto _ : state) {
@@ -832,6 +852,13 @@ int registerAll() {
                                      BM_PoolRun, sc, skewed, n)
             ->UseRealTime()
             ->Unit(benchmark::kMicrosecond);
+    for (int n : {2, 16, 256})
+      benchmark::RegisterBenchmark(
+          (std::string("pool/") + sn + "/empty/tasks:" + std::to_string(n))
+              .c_str(),
+          BM_PoolEmpty, sc, n)
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
   }
   return 0;
 }

@@ -6,7 +6,12 @@
 // its thread's range (it is stolen), nested run() calls run inline,
 // concurrent callers never share the workers, the start hook runs once per
 // thread before any task, submitted jobs run on the driver thread and
-// their exceptions reach the future.
+// their exceptions reach the future. The wake-up (spin, then sleep): many
+// back-to-back runs each run every task once, workers and caller that went
+// to sleep (waits longer than the spin budget) are woken, no spinning
+// (spinMicros 0) and oversubscribed pools work, the destructor stops
+// spinning workers. A lost wake-up hangs run(): those tests run under a
+// one-minute watchdog, so it fails them instead.
 //
 //===----------------------------------------------------------------------===//
 
@@ -17,6 +22,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -37,6 +44,29 @@ ThreadPoolOptions withSchedule(Schedule s) {
   ThreadPoolOptions o;
   o.schedule = s;
   return o;
+}
+
+ThreadPoolOptions withSpin(Schedule s, int spinMicros) {
+  ThreadPoolOptions o;
+  o.schedule = s;
+  o.spinMicros = spinMicros;
+  return o;
+}
+
+/// Runs body on a thread of its own; fails the test if it has not returned
+/// within a minute (a lost wake-up leaves run() waiting forever) and then
+/// leaves it hung rather than the test binary. body must own everything it
+/// uses.
+void finishesWithinAMinute(std::function<void()> body) {
+  std::packaged_task<void()> task(std::move(body));
+  std::future<void> f = task.get_future();
+  std::thread t(std::move(task));
+  if (f.wait_for(std::chrono::minutes(1)) != std::future_status::ready) {
+    t.detach();
+    FAIL() << "did not finish within a minute: lost wake-up?";
+  }
+  t.join();
+  f.get();
 }
 
 /// A few microseconds of work the compiler cannot drop.
@@ -122,6 +152,155 @@ TEST(ThreadPool, BlockedTaskDoesNotHoldBackItsRange) {
     for (int i = 0; i < n; ++i)
       EXPECT_EQ(count[i].load(), 1) << name(sched) << " task " << i;
   }
+}
+
+/// Many consecutive runs of a few tasks, 0 to ~4 us apart: with a 1 us
+/// budget the workers are often just between spinning and sleeping when
+/// the next generation is published. A worker that misses one hangs the
+/// run; a caller that returns early finds tasks not yet run.
+class BackToBackRuns
+    : public testing::TestWithParam<std::tuple<Schedule, int, int>> {};
+
+TEST_P(BackToBackRuns, EveryTaskOnceInEveryRun) {
+  auto [sched, threads, spinMicros] = GetParam();
+  finishesWithinAMinute([sched, threads, spinMicros] {
+    ThreadPool pool(threads, withSpin(sched, spinMicros));
+    const int runs = threads > 4 ? 2000 : 10000, maxN = 2 * threads + 1;
+    std::vector<std::atomic<int>> count(maxN);
+    std::atomic<int> badThread{0};
+    for (int r = 0; r < runs; ++r) {
+      const int n = 2 + r % (maxN - 1);
+      for (int i = 0; i < n; ++i)
+        count[i].store(0, std::memory_order_relaxed);
+      pool.run(n, [&](int task, int thread) {
+        count[task].fetch_add(1, std::memory_order_relaxed);
+        if (thread < 0 || thread >= threads)
+          badThread = 1;
+      });
+      for (int i = 0; i < n; ++i)
+        ASSERT_EQ(count[i].load(std::memory_order_relaxed), 1)
+            << "run " << r << ", task " << i << " of " << n;
+      spin(r % 8 * 300);
+    }
+    EXPECT_EQ(badThread.load(), 0);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ThreadPool, BackToBackRuns,
+    testing::Combine(testing::Values(Schedule::Stealing, Schedule::Shared),
+                     testing::Values(2, 3, 8), testing::Values(0, 1, 200)),
+    [](const auto &info) {
+      return std::string(name(std::get<0>(info.param))) + "_" +
+             std::to_string(std::get<1>(info.param)) + "_threads_spin_" +
+             std::to_string(std::get<2>(info.param));
+    });
+
+/// Runs `threads` tasks that each wait until all of them have started: only
+/// possible when every worker took part. Between runs the test sleeps
+/// longer than the spin budget, so the workers are asleep and must be
+/// woken.
+TEST(ThreadPool, WorkersAsleepAreWoken) {
+  for (Schedule sched : {Schedule::Stealing, Schedule::Shared})
+    for (int threads : {2, 3})
+      for (int spinMicros : {0, 50, 200})
+        finishesWithinAMinute([=] {
+          ThreadPool pool(threads, withSpin(sched, spinMicros));
+          for (int rep = 0; rep < 6; ++rep) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(3));
+            std::mutex mu;
+            std::condition_variable cv;
+            int arrived = 0;
+            std::atomic<int> timedOut{0};
+            std::vector<std::atomic<int>> count(threads);
+            pool.run(threads, [&](int task, int) {
+              std::unique_lock<std::mutex> lock(mu);
+              ++arrived;
+              cv.notify_all();
+              if (!cv.wait_for(lock, std::chrono::seconds(30),
+                               [&] { return arrived == threads; }))
+                timedOut.fetch_add(1);
+              count[task].fetch_add(1);
+            });
+            ASSERT_EQ(timedOut.load(), 0)
+                << name(sched) << ", " << threads << " threads, spin "
+                << spinMicros << ", rep " << rep;
+            for (int i = 0; i < threads; ++i)
+              ASSERT_EQ(count[i].load(), 1);
+          }
+        });
+}
+
+/// One task per thread; once all have started (so every thread holds one),
+/// the workers' tasks outlast the caller's spin budget: the caller sleeps
+/// and the last worker must wake it.
+TEST(ThreadPool, CallerAsleepIsWoken) {
+  for (Schedule sched : {Schedule::Stealing, Schedule::Shared})
+    for (int threads : {2, 3})
+      for (int spinMicros : {0, 50})
+        finishesWithinAMinute([=] {
+          ThreadPool pool(threads, withSpin(sched, spinMicros));
+          for (int rep = 0; rep < 10; ++rep) {
+            std::mutex mu;
+            std::condition_variable cv;
+            int arrived = 0;
+            std::atomic<int> timedOut{0};
+            std::vector<std::atomic<int>> count(threads);
+            pool.run(threads, [&](int task, int thread) {
+              {
+                std::unique_lock<std::mutex> lock(mu);
+                ++arrived;
+                cv.notify_all();
+                if (!cv.wait_for(lock, std::chrono::seconds(30),
+                                 [&] { return arrived == threads; }))
+                  timedOut.fetch_add(1);
+              }
+              if (thread != 0)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+              count[task].fetch_add(1);
+            });
+            ASSERT_EQ(timedOut.load(), 0);
+            for (int i = 0; i < threads; ++i)
+              ASSERT_EQ(count[i].load(), 1) << name(sched) << " task " << i;
+          }
+        });
+}
+
+/// Four threads per hardware thread (8 on a 2-core machine), default
+/// options: runs with some work complete, every task once.
+TEST(ThreadPool, OversubscribedPoolCompletesRuns) {
+  const int threads =
+      4 * std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  for (Schedule sched : {Schedule::Stealing, Schedule::Shared})
+    finishesWithinAMinute([=] {
+      ThreadPool pool(threads, withSchedule(sched));
+      for (int rep = 0; rep < 300; ++rep) {
+        const int n = 3 * threads + rep % 7;
+        std::vector<std::atomic<int>> count(n);
+        pool.run(n, [&](int task, int) {
+          spin(rep % 3 == 0 ? 0 : 2000);
+          count[task].fetch_add(1, std::memory_order_relaxed);
+        });
+        for (int i = 0; i < n; ++i)
+          ASSERT_EQ(count[i].load(), 1) << name(sched) << " rep " << rep;
+      }
+    });
+}
+
+/// With a ten-minute spin budget the workers are spinning when the pool is
+/// destroyed (right after construction or after a run): the destructor
+/// must stop them, not wait for the budget to run out.
+TEST(ThreadPool, DestructorStopsSpinningWorkers) {
+  for (int threads : {2, 3})
+    finishesWithinAMinute([threads] {
+      for (int rep = 0; rep < 10; ++rep) {
+        ThreadPool pool(threads, withSpin(Schedule::Stealing, 600'000'000));
+        std::atomic<int> ran{0};
+        if (rep % 2)
+          pool.run(4 * threads, [&](int, int) { ran.fetch_add(1); });
+        EXPECT_EQ(ran.load(), rep % 2 ? 4 * threads : 0);
+      }
+    });
 }
 
 TEST(ThreadPool, NestedRunRunsInline) {

@@ -7,7 +7,10 @@
 // of task indices (neighbouring tasks, e.g. column blocks of one expert,
 // share data) and, when it runs dry, takes half of the largest range left.
 // submit() runs a job on the pool's driver thread, so the caller can do
-// other work meanwhile. docs/kernels.md ("Thread pool") describes the policy.
+// other work meanwhile. Between runs the threads spin for a bounded time
+// (ThreadPoolOptions::spinMicros) before sleeping, so a run that follows
+// soon after the last one starts and finishes without a kernel wake-up.
+// docs/kernels.md ("Thread pool") describes the policy.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KT_RUNTIME_KERNELS_THREADPOOL_H
@@ -41,6 +44,16 @@ struct ThreadPoolOptions {
   /// call run()).
   bool hookCaller = true;
   Schedule schedule = Schedule::Stealing;
+  /// Spin budget in microseconds (0: never spin). A worker that finished a
+  /// run polls for the next one this long (with the CPU's pause hint)
+  /// before it sleeps on a condition variable, and run()'s caller polls
+  /// this long for the workers to finish before it sleeps, so back-to-back
+  /// runs skip the kernel's wake-ups. A pool with more threads than
+  /// std::thread::hardware_concurrency() never spins (its threads share
+  /// cores: a spinner would keep a working thread off its core), and a pool
+  /// whose spinning thread was descheduled (a machine loaded by other
+  /// processes) stops spinning for 100 ms.
+  int spinMicros = 200;
 };
 
 class ThreadPool {

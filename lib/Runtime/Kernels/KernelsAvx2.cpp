@@ -2,9 +2,11 @@
 //
 // For x86-64 CPUs without AVX512. Same numerics as the scalar kernels:
 //   BF16 / INT4, and INT8 with fp32 activations: fp32 FMA, 8 lanes.
-//   INT8: s8 weights widened to s16 times the s16 activation rows
-//   (ActRows::s16 = u8 - 128, made once per call), summed by
-//   _mm256_madd_epi16 (exact; vpmaddubsw would saturate).
+//   INT8: weights and activations (ActRows::s8 = u8 - 128, made once per
+//   call) both in [-127, 127]: vpmaddubsw multiplies |w| (u8) by sign(x, w)
+//   (s8), whose pair sums stay within 2 * 127 * 127 < 32767 (exact, no
+//   saturation), and vpmaddwd by ones widens them to int32: 32 weights per
+//   step with no widening shuffles.
 // Tiles are 2 rows x up to 4 tokens (16 ymm registers).
 //
 //===----------------------------------------------------------------------===//
@@ -99,12 +101,13 @@ struct Int8 {
                                      float *res) {
     const int P = w.paddedCols;
     const int8_t *wr = &w.q8[static_cast<std::size_t>(r) * P];
-    const int16_t *x[TB];
+    const int8_t *x[TB];
     for (int tb = 0; tb < TB; ++tb)
-      x[tb] = a.s16 + static_cast<std::size_t>(idx[tb]) * a.stride;
+      x[tb] = a.s8 + static_cast<std::size_t>(idx[tb]) * a.stride;
     const float *xs[TB];
     for (int tb = 0; tb < TB; ++tb)
       xs[tb] = a.scale + static_cast<std::size_t>(idx[tb]) * (a.stride / kActBlock);
+    const __m256i ones = _mm256_set1_epi16(1);
     __m256 facc[RB][TB];
     for (int rb = 0; rb < RB; ++rb)
       for (int tb = 0; tb < TB; ++tb)
@@ -114,7 +117,7 @@ struct Int8 {
     for (int rb = 0; rb < RB; ++rb)
       for (int tb = 0; tb < TB; ++tb)
         acc[rb][tb] = _mm256_setzero_si256();
-    for (int k = b * kActBlock; k < (b + 1) * kActBlock; k += 16) {
+    for (int k = b * kActBlock; k < (b + 1) * kActBlock; k += 32) {
       __m256i xv[TB];
       for (int tb = 0; tb < TB; ++tb)
         xv[tb] = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[tb] + k));
@@ -123,11 +126,15 @@ struct Int8 {
           _mm_prefetch(reinterpret_cast<const char *>(wr + (RB + rb) * P + k),
                        _MM_HINT_T0);
       for (int rb = 0; rb < RB; ++rb) {
-        __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(
-            reinterpret_cast<const __m128i *>(wr + rb * P + k)));
-        for (int tb = 0; tb < TB; ++tb)
+        const __m256i wv = _mm256_loadu_si256(
+            reinterpret_cast<const __m256i *>(wr + rb * P + k));
+        const __m256i aw = _mm256_sign_epi8(wv, wv); // |w|
+        for (int tb = 0; tb < TB; ++tb) {
+          const __m256i p16 =
+              _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv[tb], wv));
           acc[rb][tb] =
-              _mm256_add_epi32(acc[rb][tb], _mm256_madd_epi16(wv, xv[tb]));
+              _mm256_add_epi32(acc[rb][tb], _mm256_madd_epi16(p16, ones));
+        }
       }
     }
     for (int tb = 0; tb < TB; ++tb) {
@@ -222,6 +229,6 @@ KernelSet avx2Kernels() {
   return {bf16Rows, int8Rows, int4Rows, int8FloatRows};
 }
 
-bool int8NeedsS16(KernelPath path) { return path == KernelPath::AVX2; }
+bool int8NeedsS8(KernelPath path) { return path == KernelPath::AVX2; }
 
 } // namespace kt::kernels::detail

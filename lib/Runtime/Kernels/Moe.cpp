@@ -286,7 +286,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   }
   const int PH = (H + 127) / 128 * 128, PI = (I + 127) / 128 * 128;
   const bool int8 = fmt == WeightFormat::INT8 && !int8Float && AS > 0;
-  const bool s16 = int8 && detail::int8NeedsS16(path);
+  const bool s8 = int8 && detail::int8NeedsS8(path);
   const bool b16 = fmt == WeightFormat::BF16 && AS > 0 &&
                    (path == KernelPath::AVX512BF16 || path == KernelPath::AMX);
   const std::size_t TPH = static_cast<std::size_t>(T) * PH;
@@ -296,7 +296,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   float *xf = ws.take<float>(TPH);
   uint8_t *xq = int8 ? ws.take<uint8_t>(TPH) : nullptr;
   float *xs = int8 ? ws.take<float>(TPH / detail::kActBlock) : nullptr;
-  int16_t *x16 = s16 ? ws.take<int16_t>(TPH) : nullptr;
+  int8_t *x8 = s8 ? ws.take<int8_t>(TPH) : nullptr;
   uint16_t *xb = b16 ? ws.take<uint16_t>(TPH) : nullptr;
   float *accum = big.empty() && tiny.empty()
                      ? nullptr
@@ -318,9 +318,9 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     if (int8)
       detail::quantizeRowU8(dst, H, PH, xq + o,
                             xs + o / detail::kActBlock);
-    if (s16)
+    if (s8)
       for (int i = 0; i < PH; ++i)
-        x16[o + i] = static_cast<int16_t>(xq[o + i] - 128);
+        x8[o + i] = static_cast<int8_t>(xq[o + i] - 128);
     if (b16)
       for (int i = 0; i < PH; ++i)
         xb[o + i] = f32ToBf16(dst[i]);
@@ -348,7 +348,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   // Experts with few tokens: phases 2-4 with the row kernels.
   float *y = nullptr;
   if (AS > 0) {
-    ActRows xa{PH, xf, xq, xs, x16, xb};
+    ActRows xa{PH, xf, xq, xs, x8, xb};
     const std::size_t API = static_cast<std::size_t>(AS) * PI;
     float *h = ws.take<float>(API);
 
@@ -386,7 +386,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     // Phase 3: INT8 quantisation of h (bf16 activations: rounding of h).
     uint8_t *hq = int8 ? ws.take<uint8_t>(API) : nullptr;
     float *hs = int8 ? ws.take<float>(API / detail::kActBlock) : nullptr;
-    int16_t *h16 = s16 ? ws.take<int16_t>(API) : nullptr;
+    int8_t *h8 = s8 ? ws.take<int8_t>(API) : nullptr;
     uint16_t *hb = b16 ? ws.take<uint16_t>(API) : nullptr;
     if (int8 || b16)
       pool.run(AS, [&](int q, int) {
@@ -397,11 +397,11 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
         if (int8)
           detail::quantizeRowU8(h + o, I, PI, hq + o,
                                 hs + o / detail::kActBlock);
-        if (s16)
+        if (s8)
           for (int i = 0; i < PI; ++i)
-            h16[o + i] = static_cast<int16_t>(hq[o + i] - 128);
+            h8[o + i] = static_cast<int8_t>(hq[o + i] - 128);
       });
-    ActRows ha{PI, h, hq, hs, h16, hb};
+    ActRows ha{PI, h, hq, hs, h8, hb};
 
     // Phase 4: down -> y [AS, H].
     y = ws.take<float>(static_cast<std::size_t>(AS) * H);

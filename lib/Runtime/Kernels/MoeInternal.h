@@ -24,9 +24,9 @@ struct ActRows {
   /// INT8: one scale per 128-element block of each row (max|x| / 127 over
   /// the block), stride / 128 per row.
   const float *scale = nullptr;
-  /// INT8 on the AVX2 path: the same values as int16 without the offset
-  /// (u8 - 128), so the kernel needs no per-row widening.
-  const int16_t *s16 = nullptr;
+  /// INT8 on the AVX2 path: the same values as int8 without the offset
+  /// (u8 - 128, in [-127, 127]), for vpmaddubsw on |w| and sign(x, w).
+  const int8_t *s8 = nullptr;
   /// BF16 weights on the AVX512BF16 / AMX paths: the fp32 rows rounded to
   /// bf16 (round to nearest even).
   const uint16_t *bf16 = nullptr;
@@ -44,8 +44,8 @@ struct KernelSet {
   RowsKernel int8Float = nullptr;
 };
 
-/// Whether the path's INT8 kernel reads ActRows::s16 (else ::u8).
-bool int8NeedsS16(KernelPath path);
+/// Whether the path's INT8 kernel reads ActRows::s8 (else ::u8).
+bool int8NeedsS8(KernelPath path);
 
 KernelSet scalarKernels();
 KernelSet avx2Kernels();

@@ -223,6 +223,15 @@ bool int8Panels(KernelPath path, WeightFormat f) {
   return f == WeightFormat::INT8 && path == KernelPath::AMX;
 }
 
+// INT4 on the AVX512 paths of a VNNI CPU: the row kernel multiplies the
+// nibbles by int8 activations (per 128 elements, as INT8 does), so its
+// bounds are INT8's.
+bool int4Int8Rows(KernelPath path, WeightFormat f) {
+  return f == WeightFormat::INT4 && cpuFeatures().avx512vnni &&
+         (path == KernelPath::AVX512 || path == KernelPath::AVX512BF16 ||
+          path == KernelPath::AMX);
+}
+
 struct Fmt {
   const char *name;
   QuantConfig cfg;
@@ -281,9 +290,10 @@ TEST_P(MoeOdd, MatchesFloat64Reference) {
         run(p, w, path, 1, /*i32=*/T % 2 == 1, kRowsOnly, kRowsOnly);
     const bool b16 = bf16Activations(path, f.cfg.format);
     const bool i8p = int8Panels(path, f.cfg.format);
+    const bool q4 = int4Int8Rows(path, f.cfg.format);
     double kErr = meanRelErr(out, dequantRef(p, w, p.x));
     double fErr = meanRelErr(out, originalRef(p, p.x));
-    EXPECT_LE(kErr, b16 ? kBf16ActBound : f.kernelBound);
+    EXPECT_LE(kErr, q4 ? kInt8MoeBound : b16 ? kBf16ActBound : f.kernelBound);
     EXPECT_LE(fErr, i8p ? kInt8PanelMoeBound : f.formatBound);
     std::printf("[ info ] %s/%s T=%d mean relative error: %.3g vs original, "
                 "%.3g vs dequantised weights\n",
@@ -296,7 +306,10 @@ TEST_P(MoeOdd, MatchesFloat64Reference) {
         num += std::fabs(out[i] - ref[i]);
         den += std::fabs(ref[i]);
       }
-      EXPECT_LE(num / den, b16 ? kBf16ActBound : i8p ? kInt8PanelVsRows : 1e-5);
+      EXPECT_LE(num / den, q4    ? kInt8MoeBound
+                           : b16 ? kBf16ActBound
+                           : i8p ? kInt8PanelVsRows
+                                 : 1e-5);
     }
   }
 }
@@ -335,8 +348,11 @@ TEST_P(MoeAmx, OddShapesMatchFloat64Reference) {
   const bool int4Tiles =
       c.path == KernelPath::AMX && f.cfg.format == WeightFormat::INT4;
   const double bf16Bound = int4Tiles ? kInt4TilesBound : kBf16ActBound;
-  const double bound =
-      bf16Activations(c.path, f.cfg.format) ? bf16Bound : f.kernelBound;
+  // INT4 experts below the AMX threshold take the VNNI row kernel.
+  const bool q4 = int4Int8Rows(c.path, f.cfg.format);
+  const double bound = q4 ? kInt8MoeBound
+                       : bf16Activations(c.path, f.cfg.format) ? bf16Bound
+                                                               : f.kernelBound;
   for (auto [H, I] : {std::pair{200, 72}, std::pair{130, 40}}) {
     for (int T : {1, 3, 17, 64, 130}) {
       SCOPED_TRACE("H=" + std::to_string(H) + " I=" + std::to_string(I) +
@@ -353,9 +369,10 @@ TEST_P(MoeAmx, OddShapesMatchFloat64Reference) {
       // INT8 experts with many tokens quantise activations per token on the
       // panel kernels, per 128 elements on the scalar path.
       const bool int8Panels = c.path == KernelPath::AMX && c.fmt == 1;
-      EXPECT_LE(sErr, bf16Activations(c.path, f.cfg.format) ? bf16Bound
-                      : int8Panels                          ? kInt8PanelVsRows
-                                                            : 1e-5);
+      EXPECT_LE(sErr, q4 ? kInt8MoeBound
+                      : bf16Activations(c.path, f.cfg.format) ? bf16Bound
+                      : int8Panels                            ? kInt8PanelVsRows
+                                                              : 1e-5);
       std::printf("[ info ] %s H=%d I=%d T=%d: %.3g vs dequantised weights, "
                   "%.3g vs scalar path\n",
                   c.name, H, I, T, kErr, sErr);

@@ -285,8 +285,12 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     AS += rt.count(e);
   }
   const int PH = (H + 127) / 128 * 128, PI = (I + 127) / 128 * 128;
-  const bool int8 = fmt == WeightFormat::INT8 && !int8Float && AS > 0;
-  const bool s8 = int8 && detail::int8NeedsS8(path);
+  // Row kernels on quantised activations (u8 + per-128 scales; s8 copies
+  // for the AVX2 INT8 and the VNNI INT4 kernels).
+  const bool int4q = fmt == WeightFormat::INT4 && AS > 0 &&
+                     detail::int4Int8Activations(path);
+  const bool int8 = (fmt == WeightFormat::INT8 && !int8Float && AS > 0) || int4q;
+  const bool s8 = int8 && (int4q || detail::int8NeedsS8(path));
   const bool b16 = fmt == WeightFormat::BF16 && AS > 0 &&
                    (path == KernelPath::AVX512BF16 || path == KernelPath::AMX);
   const std::size_t TPH = static_cast<std::size_t>(T) * PH;

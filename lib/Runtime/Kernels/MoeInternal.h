@@ -46,11 +46,18 @@ struct KernelSet {
 
 /// Whether the path's INT8 kernel reads ActRows::s8 (else ::u8).
 bool int8NeedsS8(KernelPath path);
+/// Whether the path's INT4 row kernel takes int8 activations (ActRows::s8
+/// and ::scale, quantised per 128 elements as for INT8) rather than fp32:
+/// the AVX512 kernels on a CPU with AVX512-VNNI.
+bool int4Int8Activations(KernelPath path);
 
 KernelSet scalarKernels();
 KernelSet avx2Kernels();
 KernelSet avx512Kernels();
 RowsKernel avx512VnniInt8Kernel();
+/// INT4 nibbles x s8 activations with vpdpbusd; reads ActRows::s8 and
+/// ::scale.
+RowsKernel avx512VnniInt4Kernel();
 /// vdpbf16ps on the row layout; reads ActRows::bf16.
 RowsKernel avx512Bf16Kernel();
 

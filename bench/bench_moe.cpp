@@ -11,6 +11,9 @@
 //                      panel kernel for experts with >= kVnniPanelMinTokens
 //                      tokens
 //   int8_rows          int8 with the VNNI row kernel only
+//   int4_float         int4 with Int4Activations::Float (on a VNNI CPU,
+//                      int4 multiplies the nibbles by int8 activations with
+//                      vpdpbusd; int4_float is the fp32 FMA kernel)
 //   avx512bf16         BF16 weights, vdpbf16ps on bf16 activations
 //   amx_int8, amx_bf16 KernelPath::AMX on the default packing (tile layout
 //                      only on an AMX CPU): AMX tiles for experts with >=
@@ -346,6 +349,7 @@ struct Method {
   int vnniMinTokens = 0;
   bool decodeOnly = false; ///< only tokens 1 and 8 (qwen3_30b_a3b: 1)
   Int8Activations int8Act = Int8Activations::Int8;
+  Int4Activations int4Act = Int4Activations::Int8;
 };
 constexpr int kNoPanels = 1 << 30;
 const Method kMethods[] = {
@@ -354,6 +358,8 @@ const Method kMethods[] = {
     {"int8_rows", WeightFormat::INT8, KernelPath::Auto, TilePacking::Never,
      kNoPanels},
     {"int4", WeightFormat::INT4, KernelPath::Auto},
+    {"int4_float", WeightFormat::INT4, KernelPath::Auto, TilePacking::Never, 0,
+     false, Int8Activations::Int8, Int4Activations::Float},
     {"avx512bf16", WeightFormat::BF16, KernelPath::AVX512BF16},
     {"amx_int8", WeightFormat::INT8, KernelPath::AMX, TilePacking::Auto},
     {"amx_bf16", WeightFormat::BF16, KernelPath::AMX, TilePacking::Auto},
@@ -503,12 +509,20 @@ void BM_Moe(benchmark::State &state, Case c) {
   o.panelGateRows = c.gateRows;
   o.panelDownRows = c.downRows;
   o.int8Activations = c.method.int8Act;
+  o.int4Activations = c.method.int4Act;
   const double bytes = moeBytesRead(ls[0], a), flops = moeFlops(ls[0], a);
   const double bw = measureReadBw();
   const char *unit = "";
+  // The unit the kernels use: W8A16 runs like BF16; INT4 on a VNNI CPU's
+  // AVX512 row kernels multiplies nibbles by int8 activations (vpdpbusd).
+  const bool int4Vnni = f == WeightFormat::INT4 &&
+                        c.method.int4Act == Int4Activations::Int8 &&
+                        path == KernelPath::AVX512 && cpuFeatures().avx512vnni;
   const double peak = peakFor(
-      c.method.int8Act == Int8Activations::Float ? WeightFormat::BF16 : f, path,
-      &unit);
+      c.method.int8Act == Int8Activations::Float ? WeightFormat::BF16
+      : int4Vnni                                  ? WeightFormat::INT8
+                                                  : f,
+      path, &unit);
   size_t layer = 0;
   moeForward(ls[layer++ % ls.size()], a, o); // warm-up: pool, tiles, pages
   auto t0 = std::chrono::steady_clock::now();

@@ -274,6 +274,9 @@ std::string paramName(const testing::TestParamInfo<Param> &info) {
       GTEST_SKIP() << "skipped: " << why;                                     \
   } while (0)
 
+std::vector<float> runWith(const Problem &p, const MoeWeights &w,
+                           MoeOptions o);
+
 class MoeOdd : public testing::TestWithParam<Param> {};
 
 // Odd shapes: H=200, I=72 (rows padded to 256 / 128), 5 experts, top 2,
@@ -298,6 +301,17 @@ TEST_P(MoeOdd, MatchesFloat64Reference) {
     std::printf("[ info ] %s/%s T=%d mean relative error: %.3g vs original, "
                 "%.3g vs dequantised weights\n",
                 f.name, toString(path), T, fErr, kErr);
+    if (q4) { // the same path's fp32 INT4 kernel (Int4Activations::Float)
+      MoeOptions o;
+      o.path = path;
+      o.amxMinTokens = o.vnniMinTokens = kRowsOnly;
+      o.int4Activations = Int4Activations::Float;
+      const double e = meanRelErr(runWith(p, w, o), dequantRef(p, w, p.x));
+      std::printf("[ info ] %s/%s T=%d float activations: %.3g vs "
+                  "dequantised weights\n",
+                  f.name, toString(path), T, e);
+      EXPECT_LE(e, f.kernelBound) << "Int4Activations::Float";
+    }
     // The SIMD paths compute what the scalar path computes.
     if (path != KernelPath::Scalar) {
       std::vector<float> ref = run(p, w, KernelPath::Scalar);

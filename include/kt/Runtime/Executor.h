@@ -50,7 +50,9 @@ struct ExecOptions {
   int numaNodes = -1;
   /// INT8 routed experts: multiply unquantised activations (W8A16: the
   /// weights' rounding only, prefill at about BF16 speed) instead of 8-bit
-  /// ones (W8A8, the default: fastest). kt-run --int8-activations float.
+  /// ones (W8A8, the default: fastest). INT4 experts on an AVX512-VNNI CPU
+  /// likewise keep fp32 activations on the row kernels
+  /// (Int4Activations::Float). kt-run --int8-activations float.
   bool int8FloatActivations = false;
 };
 

@@ -80,8 +80,10 @@ public:
     args.outType = kernels::DType::F32;
     kernels::MoeOptions opts;
     opts.pool = ctx.pool;
-    if (int8FloatActivations)
+    if (int8FloatActivations) { // INT8 and INT4 experts keep fp32 activations
       opts.int8Activations = kernels::Int8Activations::Float;
+      opts.int4Activations = kernels::Int4Activations::Float;
+    }
     if (numaPacked)
       kernels::moeForward(*numaPacked, args, *ctx.numa, opts);
     else

@@ -226,7 +226,7 @@ KT_TARGET void int8FloatRows(const PackedMatrix &w, int r0, int r1,
 } // namespace
 
 KernelSet avx2Kernels() {
-  return {bf16Rows, int8Rows, int4Rows, int8FloatRows};
+  return {bf16Rows, int8Rows, int4Rows, int8FloatRows, int4Rows};
 }
 
 bool int8NeedsS8(KernelPath path) { return path == KernelPath::AVX2; }

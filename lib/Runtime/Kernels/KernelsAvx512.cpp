@@ -160,7 +160,7 @@ KernelSet avx512Kernels() {
   // int4Int8Activations); else fp32 FMA on dequantised nibbles.
   return {bf16Rows, avx512VnniInt8Kernel(),
           cpuFeatures().avx512vnni ? avx512VnniInt4Kernel() : int4Rows,
-          int8FloatRows};
+          int8FloatRows, int4Rows};
 }
 
 } // namespace kt::kernels::detail

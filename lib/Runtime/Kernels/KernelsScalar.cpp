@@ -95,7 +95,7 @@ void int4Rows(const PackedMatrix &w, int r0, int r1, const ActRows &a,
 } // namespace
 
 KernelSet scalarKernels() {
-  return {bf16Rows, int8Rows, int4Rows, int8FloatRows};
+  return {bf16Rows, int8Rows, int4Rows, int8FloatRows, int4Rows};
 }
 
 void quantizeRowU8(const float *x, int n, int stride, uint8_t *q,

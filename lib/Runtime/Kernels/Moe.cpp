@@ -51,7 +51,8 @@ constexpr int kGateUpBlock = 64; // intermediate rows per phase-2 task
 constexpr int kDownBlock = 128;  // hidden rows per phase-4 task
 
 /// The row kernel of a path (AMX: its kernel for experts with few tokens).
-RowsKernel pickKernel(KernelPath path, WeightFormat f, bool int8Float) {
+RowsKernel pickKernel(KernelPath path, WeightFormat f, bool int8Float,
+                      bool int4Float) {
   KernelSet ks;
   switch (path) {
   case KernelPath::AMX:
@@ -67,7 +68,7 @@ RowsKernel pickKernel(KernelPath path, WeightFormat f, bool int8Float) {
   case WeightFormat::BF16: return ks.bf16;
   case WeightFormat::INT8:
     return int8Float ? ks.int8Float : ks.int8;
-  case WeightFormat::INT4: return ks.int4;
+  case WeightFormat::INT4: return int4Float ? ks.int4Float : ks.int4;
   }
   return nullptr;
 }
@@ -244,7 +245,9 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
                                 "(QuantConfig::tiles)");
   const bool int8Float = fmt == WeightFormat::INT8 &&
                          opts.int8Activations == Int8Activations::Float;
-  const RowsKernel kern = pickKernel(path, fmt, int8Float);
+  const bool int4Float = fmt == WeightFormat::INT4 &&
+                         opts.int4Activations == Int4Activations::Float;
+  const RowsKernel kern = pickKernel(path, fmt, int8Float, int4Float);
   const PanelChoice panel = choosePanel(w, path, opts);
   if (!panel.small.micro && !w.hasRows())
     throw std::invalid_argument(std::string("moeForward: path ") +
@@ -287,7 +290,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   const int PH = (H + 127) / 128 * 128, PI = (I + 127) / 128 * 128;
   // Row kernels on quantised activations (u8 + per-128 scales; s8 copies
   // for the AVX2 INT8 and the VNNI INT4 kernels).
-  const bool int4q = fmt == WeightFormat::INT4 && AS > 0 &&
+  const bool int4q = fmt == WeightFormat::INT4 && !int4Float && AS > 0 &&
                      detail::int4Int8Activations(path);
   const bool int8 = (fmt == WeightFormat::INT8 && !int8Float && AS > 0) || int4q;
   const bool s8 = int8 && (int4q || detail::int8NeedsS8(path));

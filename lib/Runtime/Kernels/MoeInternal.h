@@ -42,6 +42,9 @@ struct KernelSet {
   RowsKernel bf16 = nullptr, int8 = nullptr, int4 = nullptr;
   /// INT8 weights times fp32 activations (Int8Activations::Float).
   RowsKernel int8Float = nullptr;
+  /// INT4 weights times fp32 activations (what `int4` is unless
+  /// int4Int8Activations(path); Int4Activations::Float).
+  RowsKernel int4Float = nullptr;
 };
 
 /// Whether the path's INT8 kernel reads ActRows::s8 (else ::u8).

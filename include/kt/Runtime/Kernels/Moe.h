@@ -278,12 +278,30 @@ enum class Int8Activations {
   /// (~0.015); prefill runs at about BF16 speed with INT8's memory.
   Float
 };
+
+/// What INT4 weights are multiplied with on the row kernels of an
+/// AVX512-VNNI CPU (MoeOptions::int4Activations); elsewhere INT4 always
+/// takes fp32 activations, and on the AMX path experts with many tokens
+/// take bf16 tiles either way.
+enum class Int4Activations {
+  /// Activations quantised to 8 bits per 128 elements (as INT8's W8A8);
+  /// the nibbles are multiplied by them with vpdpbusd. Adds ~0.015 mean
+  /// relative error against the dequantised weights, small beside INT4's own
+  /// ~0.1-0.2 against the original weights.
+  Int8,
+  /// fp32 activations, nibbles dequantised to fp32 (exact up to fp32
+  /// rounding against the dequantised weights).
+  Float,
+};
 const char *toString(Int8Activations a);
 
 struct MoeOptions {
   KernelPath path = KernelPath::Auto;
   /// INT8 weights only: see Int8Activations.
   Int8Activations int8Activations = Int8Activations::Int8;
+  /// INT4 weights on the row kernels of an AVX512-VNNI CPU: see
+  /// Int4Activations.
+  Int4Activations int4Activations = Int4Activations::Int8;
   /// Threads to use when `pool` is null (a process-wide pool of this size is
   /// created on first use). Ignored when `pool` is given.
   int threads = 1;

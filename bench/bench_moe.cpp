@@ -41,10 +41,9 @@
 // K real ones; nodes:1 is the same pinned pool running the unsplit call.
 // schedule/<stealing|shared>/<bf16|int8>/tokens:N: moeForward on a pool with
 // work stealing (the default) or the first version's shared counter.
-// tune/<amx_int8|amx_bf16>/gaterows:G/downrows:D/tiled:T/tokens:N: the AMX
-// path with MoeOptions::panelGateRows = G, panelDownRows = D and
-// panelTiledA = T, to choose kPanelGateRows / kPanelDownRows and the panel
-// order.
+// tune/<amx_int8|amx_bf16>/gaterows:G/downrows:D/tokens:N: the AMX path with
+// MoeOptions::panelGateRows = G and panelDownRows = D, to choose
+// kPanelGateRows / kPanelDownRows.
 // pool/<stealing|shared>/<even|skewed>/tasks:N: one ThreadPool::run of N
 // tasks of ~1 us each (even) or with the first eighth 30x heavier (skewed):
 // scheduling overhead and balance without the kernels.
@@ -483,7 +482,6 @@ struct Case {
   bool sameExperts = false;
   int amxMinTokens = 0; // 0: the library's default
   int gateRows = 0, downRows = 0; // MoeOptions::panelGateRows / DownRows
-  bool tiledA = false;            // MoeOptions::panelTiledA
 };
 
 void BM_Moe(benchmark::State &state, Case c) {
@@ -510,7 +508,6 @@ void BM_Moe(benchmark::State &state, Case c) {
   o.vnniMinTokens = c.method.vnniMinTokens;
   o.panelGateRows = c.gateRows;
   o.panelDownRows = c.downRows;
-  o.panelTiledA = c.tiledA;
   o.int8Activations = c.method.int8Act;
   o.int4Activations = c.method.int4Act;
   const double bytes = moeBytesRead(ls[0], a), flops = moeFlops(ls[0], a);
@@ -798,15 +795,14 @@ int registerAll() {
     if (m.path != KernelPath::AMX || m.format == WeightFormat::INT4 ||
         m.int8Act == Int8Activations::Float)
       continue;
-    for (int rows : {32, 64, 128})
-      for (bool tiled : {false, true})
+    for (int gr : {32, 64, 128})
+      for (int dr : {32, 64, 128})
         for (int T : {512, 2048}) {
           Case c{m, T};
-          c.gateRows = c.downRows = rows;
-          c.tiledA = tiled;
-          add(std::string("tune/") + m.name + "/gaterows:" +
-                  std::to_string(rows) + "/downrows:" + std::to_string(rows) +
-                  "/tiled:" + std::to_string(tiled) +
+          c.gateRows = gr;
+          c.downRows = dr;
+          add(std::string("tune/") + m.name + "/gaterows:" + std::to_string(gr) +
+                  "/downrows:" + std::to_string(dr) +
                   "/tokens:" + std::to_string(T),
               c);
         }

@@ -428,8 +428,7 @@ const PanelCase kPanelCases[] = {
 
 std::vector<float> runPanels(const Problem &p, const MoeWeights &w,
                              KernelPath path, bool emulate, int threads,
-                             int gateRows = 0, int downRows = 0,
-                             bool tiledA = false) {
+                             int gateRows = 0, int downRows = 0) {
   std::vector<float> out(static_cast<size_t>(p.T) * p.H, NAN);
   MoeArgs a{p.T, p.K, p.x.data(), DType::F32, p.ids.data(), IdType::I64,
             p.wts.data(), out.data(), DType::F32};
@@ -440,7 +439,6 @@ std::vector<float> runPanels(const Problem &p, const MoeWeights &w,
   o.vnniMinTokens = 1;
   o.emulatePanels = emulate;
   o.panelGateRows = gateRows;
-  o.panelTiledA = tiledA;
   o.panelDownRows = downRows;
   moeForward(w, a, o);
   return out;
@@ -479,11 +477,8 @@ TEST_P(MoePanel, OddShapesMatchReferences) {
         EXPECT_LE(eErr, int8 ? 1e-4 : 1e-3);
       }
       // Deterministic whatever the thread count, and the same bits with
-      // any task sizes (gate/up 16, 48, 1000 rows; down 32, 96, 1000) and
-      // with tile-ordered panels.
+      // any task sizes (gate/up 16, 48, 1000 rows; down 32, 96, 1000).
       EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 3));
-      EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 2, 0, 0, true));
-      EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 3, 16, 96, true));
       EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 2, 16, 96));
       EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 2, 48, 32));
       EXPECT_EQ(out, runPanels(p, w, c.path, c.emulate, 2, 1000, 1000));

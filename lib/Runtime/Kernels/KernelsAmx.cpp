@@ -69,13 +69,10 @@ void configureTiles() {
 }
 
 /// MT x NT C tiles over kChunks 64-byte chunks of the input dimension;
-/// C row stride 128 bytes (32 int32 / fp32). Tiled: A is tile-ordered
-/// (contiguous 1 KiB tiles, aStride = bytes between 16-row groups).
-template <bool Int8, int MT, int NT, bool Tiled>
+/// C row stride 128 bytes (32 int32 / fp32).
+template <bool Int8, int MT, int NT>
 KT_TARGET void panelMicro(const char *A, long aStride, const char *B0,
                           const char *B1, int kChunks, void *C) {
-  constexpr long kStep = Tiled ? kTileSize : kTileBytes; // per chunk
-  const long rowStride = Tiled ? kTileBytes : aStride;   // tile rows
   KT_TILE_ZERO(0);
   if constexpr (NT == 2)
     KT_TILE_ZERO(1);
@@ -83,16 +80,16 @@ KT_TARGET void panelMicro(const char *A, long aStride, const char *B0,
     KT_TILE_ZERO(2);
   if constexpr (MT == 2 && NT == 2)
     KT_TILE_ZERO(3);
-  const char *a1 = Tiled ? A + aStride : A + 16 * aStride;
+  const char *a1 = A + 16 * aStride;
   for (int kc = 0; kc < kChunks; ++kc) {
-    const long ko = static_cast<long>(kc) * kStep;
+    const long ko = static_cast<long>(kc) * kTileBytes;
     const long bo = static_cast<long>(kc) * kTileSize;
     KT_TILE_LOAD(6, B0 + bo, kTileBytes);
-    KT_TILE_LOAD(4, A + ko, rowStride);
+    KT_TILE_LOAD(4, A + ko, aStride);
     if constexpr (NT == 2)
       KT_TILE_LOAD(7, B1 + bo, kTileBytes);
     if constexpr (MT == 2)
-      KT_TILE_LOAD(5, a1 + ko, rowStride);
+      KT_TILE_LOAD(5, a1 + ko, aStride);
     if constexpr (Int8) {
       KT_TDPBSSD(0, 4, 6);
       if constexpr (NT == 2)
@@ -121,20 +118,20 @@ KT_TARGET void panelMicro(const char *A, long aStride, const char *B0,
     KT_TILE_STORE(3, c + 16 * 128 + 64, 128);
 }
 
-template <bool Int8, bool Tiled = false>
+template <bool Int8>
 KT_TARGET void amxPanel(const char *A, long aStride, int M, const char *B0,
                         const char *B1, int kChunks, void *C) {
   configureTiles();
   if (M > 16) {
     if (B1)
-      panelMicro<Int8, 2, 2, Tiled>(A, aStride, B0, B1, kChunks, C);
+      panelMicro<Int8, 2, 2>(A, aStride, B0, B1, kChunks, C);
     else
-      panelMicro<Int8, 2, 1, Tiled>(A, aStride, B0, B1, kChunks, C);
+      panelMicro<Int8, 2, 1>(A, aStride, B0, B1, kChunks, C);
   } else {
     if (B1)
-      panelMicro<Int8, 1, 2, Tiled>(A, aStride, B0, B1, kChunks, C);
+      panelMicro<Int8, 1, 2>(A, aStride, B0, B1, kChunks, C);
     else
-      panelMicro<Int8, 1, 1, Tiled>(A, aStride, B0, B1, kChunks, C);
+      panelMicro<Int8, 1, 1>(A, aStride, B0, B1, kChunks, C);
   }
 }
 
@@ -143,13 +140,11 @@ KT_TARGET void amxPanel(const char *A, long aStride, int M, const char *B0,
 PanelKernel amxInt8Panel() {
   PanelKernel k{amxPanel<true>, true, false, avx512Epilogue()};
   k.tileA = true;
-  k.microTiledA = amxPanel<true, true>;
   return k;
 }
 PanelKernel amxBf16Panel() {
   PanelKernel k{amxPanel<false>, false, false, avx512Epilogue()};
   k.tileA = true;
-  k.microTiledA = amxPanel<false, true>;
   return k;
 }
 

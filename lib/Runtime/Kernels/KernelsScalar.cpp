@@ -120,17 +120,10 @@ void quantizeRowU8(const float *x, int n, int stride, uint8_t *q,
 namespace {
 
 /// Reference of the AMX panel micro-kernels: reads the tile layout element
-/// by element (s8 x s8 -> int32, or bf16 x bf16 -> fp32). Tiled: A is
-/// tile-ordered (PanelKernel::microTiledA).
-template <bool Int8, bool Tiled = false>
+/// by element (s8 x s8 -> int32, or bf16 x bf16 -> fp32).
+template <bool Int8>
 void scalarPanelMicro(const char *A, long aStride, int M, const char *B0,
                       const char *B1, int kChunks, void *C) {
-  // Byte b of A row m.
-  auto aAt = [&](int m, long b) {
-    return Tiled ? A + (m / 16) * aStride + (b / 64) * 1024 + (m % 16) * 64 +
-                       b % 64
-                 : A + m * aStride + b;
-  };
   constexpr int per = Int8 ? 4 : 2; // elements per 4 bytes
   const int K = kChunks * 16 * per;
   for (int m = 0; m < M; ++m)
@@ -144,11 +137,11 @@ void scalarPanelMicro(const char *A, long aStride, int M, const char *B0,
                   j = k % per;
         const long off = static_cast<long>(kc) * 1024 + kk * 64 + n * 4;
         if constexpr (Int8) {
-          iacc += static_cast<int32_t>(static_cast<int8_t>(*aAt(m, k))) *
+          iacc += static_cast<int32_t>(static_cast<int8_t>(A[m * aStride + k])) *
                   static_cast<int8_t>(B[off + j]);
         } else {
           uint16_t a, b;
-          __builtin_memcpy(&a, aAt(m, 2L * k), 2);
+          __builtin_memcpy(&a, A + m * aStride + 2 * k, 2);
           __builtin_memcpy(&b, B + off + 2 * j, 2);
           facc += bf16ToF32(a) * bf16ToF32(b);
         }
@@ -163,11 +156,8 @@ void scalarPanelMicro(const char *A, long aStride, int M, const char *B0,
 } // namespace
 
 PanelKernel scalarPanel(bool int8) {
-  PanelKernel k{int8 ? scalarPanelMicro<true> : scalarPanelMicro<false>, int8,
-                false, scalarEpilogue()};
-  k.microTiledA =
-      int8 ? scalarPanelMicro<true, true> : scalarPanelMicro<false, true>;
-  return k;
+  return {int8 ? scalarPanelMicro<true> : scalarPanelMicro<false>, int8, false,
+          scalarEpilogue()};
 }
 
 } // namespace kt::kernels::detail

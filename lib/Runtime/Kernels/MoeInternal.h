@@ -130,11 +130,6 @@ struct PanelKernel {
   /// rows are padded to a multiple of 16 (zeros). The broadcast kernels
   /// read rows < M only, so their panels are not padded.
   bool tileA = false;
-  /// The same micro-kernel on tile-ordered A panels (MoeOptions::
-  /// panelTiledA): aStride is then the bytes between 16-row groups, each a
-  /// run of kChunks contiguous 1 KiB tiles (row r of chunk c at c KiB +
-  /// (r % 16) * 64). Null: row-major panels only.
-  PanelMicro microTiledA = nullptr;
 };
 
 PanelKernel amxInt8Panel();

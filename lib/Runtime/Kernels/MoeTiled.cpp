@@ -69,50 +69,12 @@ void forEach(ThreadPool &pool, int n, std::size_t elements, const Fn &fn) {
   pool.run(n, fn);
 }
 
-/// Addressing of one activation panel (x or h): rows of `chunks` 64-byte
-/// chunks, either row-major (`stride` bytes per row) or tile-ordered (each
-/// 16-row group a run of contiguous 1 KiB tiles: chunk c of row r at
-/// group(r) + c KiB + (r % 16) * 64), which AMX loads as contiguous tiles.
-struct PanelAddr {
-  bool tiled = false;
-  long stride = 0; // row-major: bytes per row (row bytes + 64)
-  int chunks = 0;
-  long groupBytes() const { return static_cast<long>(chunks) * 1024; }
-  long bytes(int rows) const {
-    return tiled ? static_cast<long>(rows / 16) * groupBytes() : rows * stride;
-  }
-  /// Byte b of row `row`; bytes b .. b + 63 - b % 64 are contiguous.
-  char *at(char *base, long row, long b) const {
-    if (!tiled)
-      return base + row * stride + b;
-    return base + (row / 16) * groupBytes() + (b / 64) * 1024 +
-           (row % 16) * 64 + b % 64;
-  }
-  /// The micro-kernel's aStride (tile-ordered: bytes between 16-row groups).
-  long microStride() const { return tiled ? groupBytes() : stride; }
-  /// Copies n bytes into row `row` from byte 0.
-  void put(char *base, long row, const char *src, long n) const {
-    if (!tiled) {
-      std::memcpy(at(base, row, 0), src, n);
-      return;
-    }
-    for (long b = 0; b < n; b += 64)
-      std::memcpy(at(base, row, b), src + b, std::min<long>(64, n - b));
-  }
-  /// Sets bytes [b0, b1) of row `row` to `v`.
-  void fill(char *base, long row, long b0, long b1, int v) const {
-    while (b0 < b1) {
-      const long n = tiled ? std::min(b1, (b0 / 64 + 1) * 64) - b0 : b1 - b0;
-      std::memset(at(base, row, b0), v, n);
-      b0 += n;
-    }
-  }
-};
-
 struct Layout {
-  int esz;      // bytes per activation element
-  PanelAddr x;  // x panel: gate/up K = x.chunks
-  PanelAddr h;  // h panel: down K = h.chunks
+  int esz;          // bytes per activation element
+  long xStride;     // bytes per x panel row
+  long hStride;     // bytes per h panel row
+  int xChunks;      // 64-byte chunks of an x row (gate/up K)
+  int hChunks;      // of an h row (down K)
   std::vector<int> base; // first panel row of each listed expert
   int rows = 0;          // panel rows in all
 };
@@ -159,24 +121,22 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   const int PI = w.down[experts[0]].paddedCols;
   const bool int8 = k.int8;
   const PanelEpilogue &epi = k.epi;
-  // Tile-ordered panels for a kernel that can read them, when asked.
-  const bool tiled = opts.panelTiledA && k.microTiledA;
-  const PanelMicro micro = tiled ? k.microTiledA : k.micro;
-  const bool pad = k.tileA || tiled; // rows padded to 16 per expert
   Layout L;
   L.esz = int8 ? 1 : 2;
-  L.x = {tiled, static_cast<long>(PH) * L.esz + 64, PH * L.esz / kTileBytes};
-  L.h = {tiled, static_cast<long>(PI) * L.esz + 64, PI * L.esz / kTileBytes};
+  L.xStride = static_cast<long>(PH) * L.esz + 64;
+  L.hStride = static_cast<long>(PI) * L.esz + 64;
+  L.xChunks = PH * L.esz / kTileBytes;
+  L.hChunks = PI * L.esz / kTileBytes;
   const int NE = static_cast<int>(experts.size());
   L.base.resize(NE + 1);
   for (int i = 0; i < NE; ++i) {
     L.base[i] = L.rows;
-    L.rows += pad ? pad16(rt.count(experts[i])) : rt.count(experts[i]);
+    L.rows += k.tileA ? pad16(rt.count(experts[i])) : rt.count(experts[i]);
   }
   L.base[NE] = L.rows;
 
-  char *xp = ws.take(static_cast<std::size_t>(L.x.bytes(L.rows)));
-  char *hp = ws.take(static_cast<std::size_t>(L.h.bytes(L.rows)));
+  char *xp = ws.take(static_cast<std::size_t>(L.rows) * L.xStride);
+  char *hp = ws.take(static_cast<std::size_t>(L.rows) * L.hStride);
   float *xs = ws.take<float>(L.rows);
   float *hs = ws.take<float>(L.rows);
   float *hf = int8 ? ws.take<float>(static_cast<std::size_t>(L.rows) * PI)
@@ -217,21 +177,25 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
           static_cast<std::size_t>(pairs) * PH, [&](int gi, int) {
     const Group g = groups[gi];
     const int e = experts[g.i], n = rt.count(e), p0 = rt.offsets[e];
-    const int j1 = pad ? g.j0 + 16 : std::min(n, g.j0 + 16);
-    const long hBytes = static_cast<long>(PI) * L.esz;
+    const int j1 = k.tileA ? g.j0 + 16 : std::min(n, g.j0 + 16);
     for (int j = g.j0; j < j1; ++j) {
       const long row = L.base[g.i] + j;
+      char *xd = xp + row * L.xStride;
+      char *hd = hp + row * L.hStride;
       if (j >= n) { // padding rows: zero activations, zero scales
-        L.x.fill(xp, row, 0, xBytes, zeroByte);
-        L.h.fill(hp, row, 0, hBytes, zeroByte);
+        std::memset(xd, zeroByte, L.xStride);
+        std::memset(hd, zeroByte, L.hStride);
         xs[row] = hs[row] = 0;
         continue;
       }
       const int tok = rt.token[p0 + j];
-      L.x.put(xp, row, xt + static_cast<long>(tok) * xBytes, xBytes);
+      std::memcpy(xd, xt + static_cast<long>(tok) * xBytes, xBytes);
       xs[row] = int8 ? xts[tok] : 0.f;
-      if (!int8) // h columns I .. PI stay zero (gate/up writes < I)
-        L.h.fill(hp, row, static_cast<long>(I) * 2, hBytes, 0);
+      if (!int8) {
+        // h columns I .. PI stay zero (the gate/up epilogue writes < I).
+        std::memset(hd + static_cast<long>(I) * 2, 0,
+                    static_cast<std::size_t>(PI - I) * 2);
+      }
     }
   });
 
@@ -287,8 +251,8 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
       const long row0 = L.base[t.i] + j0;
       for (int rb = t.r0; rb < r1; rb += kTileRows) {
         const int q = (rb - t.r0) / kTileRows;
-        micro(L.x.at(xp, row0, 0), L.x.microStride(), M, gb[q], ub[q],
-              L.x.chunks, cbuf);
+        k.micro(xp + row0 * L.xStride, L.xStride, M, gb[q], ub[q], L.xChunks,
+                cbuf);
         const int nc = std::min(kTileRows, I - rb);
         const int32_t *gc = correction(G, rb);
         const int32_t *uc = correction(U, rb);
@@ -299,8 +263,8 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
                      int8 ? &U.scales[rb] : nullptr, gc, uc,
                      int8 ? hf + row * PI + rb : nullptr,
                      int8 ? nullptr
-                          : reinterpret_cast<uint16_t *>(
-                                L.h.at(hp, row, static_cast<long>(rb) * 2)));
+                          : reinterpret_cast<uint16_t *>(hp + row * L.hStride) +
+                                rb);
         }
       }
     }
@@ -309,22 +273,15 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   lap(&MoeStats::gateUp);
 
   // 3. INT8: quantise each pair's h row (padding rows were zeroed in 1).
-  // Tile-ordered panels: each thread quantises into a row of its own first.
-  char *qRows = int8 && tiled ? ws.take(static_cast<std::size_t>(PI) *
-                                        pool.size())
-                              : nullptr;
   if (int8)
     forEach(pool, static_cast<int>(groups.size()),
-            static_cast<std::size_t>(pairs) * PI, [&](int gi, int th) {
+            static_cast<std::size_t>(pairs) * PI, [&](int gi, int) {
       const Group g = groups[gi];
       const int n = rt.count(experts[g.i]);
       for (int j = g.j0; j < std::min(n, g.j0 + 16); ++j) {
         const long row = L.base[g.i] + j;
-        char *dst = tiled ? qRows + static_cast<long>(PI) * th
-                          : L.h.at(hp, row, 0);
-        hs[row] = epi.quantize(hf + row * PI, I, PI, k.unsignedA, dst);
-        if (tiled)
-          L.h.put(hp, row, dst, PI);
+        hs[row] = epi.quantize(hf + row * PI, I, PI, k.unsignedA,
+                               hp + row * L.hStride);
       }
     });
 
@@ -350,8 +307,8 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
         const long row0 = L.base[i] + j0;
         for (int rb = r0; rb < r1; rb += 2 * kTileRows) {
           const int q = (rb - r0) / kTileRows;
-          micro(L.h.at(hp, row0, 0), L.h.microStride(), M, db[q],
-                rb + kTileRows < r1 ? db[q + 1] : nullptr, L.h.chunks, cbuf);
+          k.micro(hp + row0 * L.hStride, L.hStride, M, db[q],
+                  rb + kTileRows < r1 ? db[q + 1] : nullptr, L.hChunks, cbuf);
           const int nc = std::min(2 * kTileRows, H - rb);
           for (int m = 0; m < M; ++m) {
             const int p = p0 + j0 + m;

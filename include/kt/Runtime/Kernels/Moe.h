@@ -320,10 +320,6 @@ struct MoeOptions {
   /// (bit for bit).
   int panelGateRows = 0;
   int panelDownRows = 0;
-  /// AMX panels: token panels stored tile by tile (each 16 x 64-byte A tile
-  /// contiguous) instead of row-major with a 64-byte padded stride. Results
-  /// do not depend on it (bit for bit).
-  bool panelTiledA = false;
   /// Tests only: run experts with >= amxMinTokens tokens (default 1) through
   /// the panel pipeline with its portable reference micro-kernel, so the
   /// pipeline is checked on CPUs without AMX. Needs the tile layout. On

@@ -518,11 +518,11 @@ void BM_Moe(benchmark::State &state, Case c) {
   const bool int4Vnni = f == WeightFormat::INT4 &&
                         c.method.int4Act == Int4Activations::Int8 &&
                         path == KernelPath::AVX512 && cpuFeatures().avx512vnni;
-  const double peak = peakFor(
-      c.method.int8Act == Int8Activations::Float ? WeightFormat::BF16
-      : int4Vnni                                  ? WeightFormat::INT8
-                                                  : f,
-      path, &unit);
+  const double peak =
+      peakFor(c.method.int8Act == Int8Activations::Float ? WeightFormat::BF16
+              : int4Vnni                                 ? WeightFormat::INT8
+                                                         : f,
+              path, &unit);
   size_t layer = 0;
   moeForward(ls[layer++ % ls.size()], a, o); // warm-up: pool, tiles, pages
   auto t0 = std::chrono::steady_clock::now();
@@ -801,8 +801,8 @@ int registerAll() {
           Case c{m, T};
           c.gateRows = gr;
           c.downRows = dr;
-          add(std::string("tune/") + m.name + "/gaterows:" + std::to_string(gr) +
-                  "/downrows:" + std::to_string(dr) +
+          add(std::string("tune/") + m.name + "/gaterows:" +
+                  std::to_string(gr) + "/downrows:" + std::to_string(dr) +
                   "/tokens:" + std::to_string(T),
               c);
         }

@@ -274,8 +274,7 @@ std::string paramName(const testing::TestParamInfo<Param> &info) {
       GTEST_SKIP() << "skipped: " << why;                                     \
   } while (0)
 
-std::vector<float> runWith(const Problem &p, const MoeWeights &w,
-                           MoeOptions o);
+std::vector<float> runWith(const Problem &p, const MoeWeights &w, MoeOptions o);
 
 class MoeOdd : public testing::TestWithParam<Param> {};
 
@@ -364,7 +363,7 @@ TEST_P(MoeAmx, OddShapesMatchFloat64Reference) {
   const double bf16Bound = int4Tiles ? kInt4TilesBound : kBf16ActBound;
   // INT4 experts below the AMX threshold take the VNNI row kernel.
   const bool q4 = int4Int8Rows(c.path, f.cfg.format);
-  const double bound = q4 ? kInt8MoeBound
+  const double bound = q4                                      ? kInt8MoeBound
                        : bf16Activations(c.path, f.cfg.format) ? bf16Bound
                                                                : f.kernelBound;
   for (auto [H, I] : {std::pair{200, 72}, std::pair{130, 40}}) {
@@ -383,7 +382,7 @@ TEST_P(MoeAmx, OddShapesMatchFloat64Reference) {
       // INT8 experts with many tokens quantise activations per token on the
       // panel kernels, per 128 elements on the scalar path.
       const bool int8Panels = c.path == KernelPath::AMX && c.fmt == 1;
-      EXPECT_LE(sErr, q4 ? kInt8MoeBound
+      EXPECT_LE(sErr, q4                                      ? kInt8MoeBound
                       : bf16Activations(c.path, f.cfg.format) ? bf16Bound
                       : int8Panels                            ? kInt8PanelVsRows
                                                               : 1e-5);

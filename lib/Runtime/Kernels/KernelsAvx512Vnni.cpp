@@ -103,7 +103,8 @@ struct Int4 {
     const float *xs[TB];
     for (int tb = 0; tb < TB; ++tb) {
       x[tb] = a.s8 + static_cast<std::size_t>(idx[tb]) * a.stride;
-      xs[tb] = a.scale + static_cast<std::size_t>(idx[tb]) * (a.stride / kActBlock);
+      xs[tb] =
+          a.scale + static_cast<std::size_t>(idx[tb]) * (a.stride / kActBlock);
     }
     const __m512i ones = _mm512_set1_epi8(1);
     const __m256i low4 = _mm256_set1_epi8(0x0F);
@@ -127,8 +128,9 @@ struct Int4 {
               _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, xv[tb]));
         }
         for (int rb = 0; rb < RB; ++rb) // next tile's rows, one line each
-          _mm_prefetch(reinterpret_cast<const char *>(wr + (RB + rb) * (P / 2) + k / 2),
-                       _MM_HINT_T0);
+          _mm_prefetch(
+              reinterpret_cast<const char *>(wr + (RB + rb) * (P / 2) + k / 2),
+              _MM_HINT_T0);
         const int g = k / gs;
         for (int rb = 0; rb < RB; ++rb) {
           const __m256i raw = _mm256_loadu_si256(
@@ -165,9 +167,8 @@ struct Int4 {
   }
 };
 
-KT_TARGET void int4Rows(const PackedMatrix &w, int r0, int r1,
-                        const ActRows &a, const int *idx, int n, float *out,
-                        int outStride) {
+KT_TARGET void int4Rows(const PackedMatrix &w, int r0, int r1, const ActRows &a,
+                        const int *idx, int n, float *out, int outStride) {
   rowsKernel<Int4, 4>(w, r0, r1, a, idx, n, out, outStride);
 }
 /// The broadcast panel kernel (PanelStrips.inc) on the INT8 tile layout: a

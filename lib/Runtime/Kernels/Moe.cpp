@@ -68,7 +68,8 @@ RowsKernel pickKernel(KernelPath path, WeightFormat f, bool int8Float,
   case WeightFormat::BF16: return ks.bf16;
   case WeightFormat::INT8:
     return int8Float ? ks.int8Float : ks.int8;
-  case WeightFormat::INT4: return int4Float ? ks.int4Float : ks.int4;
+  case WeightFormat::INT4:
+    return int4Float ? ks.int4Float : ks.int4;
   }
   return nullptr;
 }
@@ -292,7 +293,8 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   // for the AVX2 INT8 and the VNNI INT4 kernels).
   const bool int4q = fmt == WeightFormat::INT4 && !int4Float && AS > 0 &&
                      detail::int4Int8Activations(path);
-  const bool int8 = (fmt == WeightFormat::INT8 && !int8Float && AS > 0) || int4q;
+  const bool int8 =
+      (fmt == WeightFormat::INT8 && !int8Float && AS > 0) || int4q;
   const bool s8 = int8 && (int4q || detail::int8NeedsS8(path));
   const bool b16 = fmt == WeightFormat::BF16 && AS > 0 &&
                    (path == KernelPath::AVX512BF16 || path == KernelPath::AMX);

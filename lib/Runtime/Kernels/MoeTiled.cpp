@@ -97,14 +97,14 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
                      Workspace &ws, float *accum, const MoeOptions &opts) {
   MoeStats *stats = opts.stats;
   // Task heights (MoeOptions; at most kMaxTaskBlocks weight blocks).
-  const int gateRows = std::min(opts.panelGateRows > 0
-                                    ? (opts.panelGateRows + 15) / 16 * 16
-                                    : kPanelGateRows,
-                                16 * kMaxTaskBlocks);
-  const int downRows = std::min(opts.panelDownRows > 0
-                                    ? (opts.panelDownRows + 31) / 32 * 32
-                                    : kPanelDownRows,
-                                16 * kMaxTaskBlocks);
+  const int gateRows =
+      std::min(opts.panelGateRows > 0 ? (opts.panelGateRows + 15) / 16 * 16
+                                      : kPanelGateRows,
+               16 * kMaxTaskBlocks);
+  const int downRows =
+      std::min(opts.panelDownRows > 0 ? (opts.panelDownRows + 31) / 32 * 32
+                                      : kPanelDownRows,
+               16 * kMaxTaskBlocks);
   using Clock = std::chrono::steady_clock;
   auto mark = Clock::now();
   auto lap = [&](double MoeStats::*field) {
@@ -175,29 +175,30 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   const int zeroByte = int8 && k.unsignedA ? 128 : 0;
   forEach(pool, static_cast<int>(groups.size()),
           static_cast<std::size_t>(pairs) * PH, [&](int gi, int) {
-    const Group g = groups[gi];
-    const int e = experts[g.i], n = rt.count(e), p0 = rt.offsets[e];
-    const int j1 = k.tileA ? g.j0 + 16 : std::min(n, g.j0 + 16);
-    for (int j = g.j0; j < j1; ++j) {
-      const long row = L.base[g.i] + j;
-      char *xd = xp + row * L.xStride;
-      char *hd = hp + row * L.hStride;
-      if (j >= n) { // padding rows: zero activations, zero scales
-        std::memset(xd, zeroByte, L.xStride);
-        std::memset(hd, zeroByte, L.hStride);
-        xs[row] = hs[row] = 0;
-        continue;
-      }
-      const int tok = rt.token[p0 + j];
-      std::memcpy(xd, xt + static_cast<long>(tok) * xBytes, xBytes);
-      xs[row] = int8 ? xts[tok] : 0.f;
-      if (!int8) {
-        // h columns I .. PI stay zero (the gate/up epilogue writes < I).
-        std::memset(hd + static_cast<long>(I) * 2, 0,
-                    static_cast<std::size_t>(PI - I) * 2);
-      }
-    }
-  });
+            const Group g = groups[gi];
+            const int e = experts[g.i], n = rt.count(e), p0 = rt.offsets[e];
+            const int j1 = k.tileA ? g.j0 + 16 : std::min(n, g.j0 + 16);
+            for (int j = g.j0; j < j1; ++j) {
+              const long row = L.base[g.i] + j;
+              char *xd = xp + row * L.xStride;
+              char *hd = hp + row * L.hStride;
+              if (j >= n) { // padding rows: zero activations, zero scales
+                std::memset(xd, zeroByte, L.xStride);
+                std::memset(hd, zeroByte, L.hStride);
+                xs[row] = hs[row] = 0;
+                continue;
+              }
+              const int tok = rt.token[p0 + j];
+              std::memcpy(xd, xt + static_cast<long>(tok) * xBytes, xBytes);
+              xs[row] = int8 ? xts[tok] : 0.f;
+              if (!int8) {
+                // h columns I .. PI stay zero (the gate/up epilogue writes <
+                // I).
+                std::memset(hd + static_cast<long>(I) * 2, 0,
+                            static_cast<std::size_t>(PI - I) * 2);
+              }
+            }
+          });
 
   lap(&MoeStats::panels);
 
@@ -258,8 +259,7 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
         const int32_t *uc = correction(U, rb);
         for (int m = 0; m < M; ++m) {
           const long row = row0 + m;
-          epi.gateUp(cbuf + m * 32, nc, xs[row],
-                     int8 ? &G.scales[rb] : nullptr,
+          epi.gateUp(cbuf + m * 32, nc, xs[row], int8 ? &G.scales[rb] : nullptr,
                      int8 ? &U.scales[rb] : nullptr, gc, uc,
                      int8 ? hf + row * PI + rb : nullptr,
                      int8 ? nullptr
@@ -276,14 +276,14 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   if (int8)
     forEach(pool, static_cast<int>(groups.size()),
             static_cast<std::size_t>(pairs) * PI, [&](int gi, int) {
-      const Group g = groups[gi];
-      const int n = rt.count(experts[g.i]);
-      for (int j = g.j0; j < std::min(n, g.j0 + 16); ++j) {
-        const long row = L.base[g.i] + j;
-        hs[row] = epi.quantize(hf + row * PI, I, PI, k.unsignedA,
-                               hp + row * L.hStride);
-      }
-    });
+              const Group g = groups[gi];
+              const int n = rt.count(experts[g.i]);
+              for (int j = g.j0; j < std::min(n, g.j0 + 16); ++j) {
+                const long row = L.base[g.i] + j;
+                hs[row] = epi.quantize(hf + row * PI, I, PI, k.unsignedA,
+                                       hp + row * L.hStride);
+              }
+            });
 
   lap(&MoeStats::quantH);
 

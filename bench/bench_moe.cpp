@@ -44,6 +44,10 @@
 // tune/<amx_int8|amx_bf16>/gaterows:G/downrows:D/tokens:N: the AMX path with
 // MoeOptions::panelGateRows = G and panelDownRows = D, to choose
 // kPanelGateRows / kPanelDownRows.
+// micro/<amx|vnni|avx512bf16>_<int8|bf16>/kchunks:K: one panel micro-kernel
+// over the same 32 x K A rows and two 16-row weight blocks on every thread
+// (K 8: operands in L1; the gate/up shape: in L2), TFLOPS and fraction of
+// the unit's register peak (ceiling/amx_*_peak, int8_peak, avx512bf16_peak).
 // pool/<stealing|shared>/<even|skewed>/tasks:N: one ThreadPool::run of N
 // tasks of ~1 us each (even) or with the first eighth 30x heavier (skewed):
 // scheduling overhead and balance without the kernels.
@@ -64,6 +68,8 @@
 
 #include "kt/Runtime/Kernels/Moe.h"
 #include "kt/Runtime/Kernels/NumaMoe.h"
+
+#include "MoeInternal.h" // micro/: the panel micro-kernels themselves
 
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
@@ -757,6 +763,64 @@ void BM_Peak(benchmark::State &state, PeakKind k) {
   state.SetLabel(unit);
 }
 
+/// One panel micro-kernel (AMX or VNNI) called over and over on the same
+/// operands on every thread: A = 32 token rows of kChunks 64-byte chunks
+/// (row stride + 64, as the pipeline's panels), B = two 16-row weight
+/// blocks. kChunks 8: 16 KiB each, in L1; 32 / 64: the real gate/up shape
+/// (H 2048, INT8 / BF16), A and B 64 / 128 KiB each, in L2. Its fraction of
+/// the register-tile peak shows what the micro-kernel alone reaches with
+/// cache-resident operands, without the pipeline around it.
+struct MicroCase {
+  bool int8, amx;
+  int kChunks;
+};
+void BM_Micro(benchmark::State &state, MicroCase c) {
+  using namespace kt::kernels::detail;
+  const WeightFormat f = c.int8 ? WeightFormat::INT8 : WeightFormat::BF16;
+  const KernelPath path = c.amx ? KernelPath::AMX
+                          : c.int8 ? KernelPath::AVX512
+                                   : KernelPath::AVX512BF16;
+  if (std::string why = missingFeature(path, f); !why.empty() ||
+      (!c.int8 && c.amx && !cpuFeatures().amxBf16)) {
+    state.SkipWithError(("skipped: " + (why.empty() ? "no AMX-BF16" : why)).c_str());
+    return;
+  }
+  const PanelKernel k = c.amx ? (c.int8 ? amxInt8Panel() : amxBf16Panel())
+                        : c.int8 ? vnniInt8Panel()
+                                 : avx512Bf16Panel();
+  const long stride = c.kChunks * 64L + 64;
+  const long calls = std::max(1L, (1L << 22) / c.kChunks); // ~ same work
+  ThreadPool &tp = pool();
+  std::atomic<long> sink{0};
+  double best = 0;
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    tp.run(tp.size(), [&](int, int) {
+      std::vector<char> a(32 * stride + 64, 1), b(2L * c.kChunks * 1024, 1);
+      alignas(64) int32_t cbuf[32 * 32];
+      for (long i = 0; i < calls / 64; ++i)
+        k.micro(a.data(), stride, 32, b.data(), b.data() + c.kChunks * 1024L,
+                c.kChunks, cbuf);
+      sink += cbuf[0];
+    });
+    const double t = seconds(t0, std::chrono::steady_clock::now());
+    // 32 tokens x 32 rows x K elements, 2 ops each.
+    const double K = c.kChunks * (c.int8 ? 64.0 : 32.0);
+    best = std::max(best, 2.0 * 32 * 32 * K * (calls / 64) * tp.size() / t /
+                              1e12);
+    state.SetIterationTime(t);
+  }
+  benchmark::DoNotOptimize(sink.load());
+  const Peaks &pk = peaks();
+  const double peak = c.amx ? (c.int8 ? pk.amxInt8 : pk.amxBf16)
+                      : c.int8 ? pk.int8
+                               : pk.dpbf16;
+  state.counters["TFLOPS"] = best;
+  if (peak > 0)
+    state.counters["frac_of_peak"] = best / peak;
+  state.counters["threads"] = tp.size();
+}
+
 int registerAll() {
   benchmark::RegisterBenchmark("ceiling/read_bw", BM_ReadBw)->Iterations(1)->UseManualTime();
   const std::pair<const char *, PeakKind> peakNames[] = {
@@ -767,6 +831,18 @@ int registerAll() {
       {"ceiling/amx_bf16_peak", PeakKind::AmxBf16}};
   for (auto [name, k] : peakNames)
     benchmark::RegisterBenchmark(name, BM_Peak, k)->Iterations(1)->UseManualTime();
+  for (bool amx : {true, false})
+    for (bool int8 : {true, false})
+      for (int kc : {8, int8 ? 32 : 64}) {
+        const std::string name = std::string("micro/") +
+                                 (amx ? "amx_" : int8 ? "vnni_" : "avx512bf16_") +
+                                 (int8 ? "int8" : "bf16") +
+                                 "/kchunks:" + std::to_string(kc);
+        benchmark::RegisterBenchmark(name.c_str(), BM_Micro,
+                                     MicroCase{int8, amx, kc})
+            ->Iterations(3)
+            ->UseManualTime();
+      }
   auto add = [](const std::string &name, const Case &c) {
     benchmark::RegisterBenchmark(name.c_str(), BM_Moe, c)
         ->UseRealTime()

@@ -23,8 +23,9 @@ file, lowers it to a plan and generates text (docs/kt-run.md).
   --experts-dir DIR       load the routed experts packed by kt-quant from DIR
                           instead of quantising them at load (docs/kt-quant.md)
   --int8-activations int8|float
-                          INT8 experts: quantise activations to 8 bits too
-                          (int8, default, fastest) or keep them (float: the
+                          INT8 experts (and INT4 experts on an AVX512-VNNI
+                          CPU): quantise activations to 8 bits too (int8,
+                          default, fastest) or keep them (float: the
                           weights' rounding only; docs/kernels.md)
   --prompt TEXT           prompt text (tokenized with the model's special tokens)
   --prompt-ids 1,2,3      prompt token ids

@@ -1,22 +1,25 @@
 //===- MoeTiled.cpp - Expert-major prefill for experts with many tokens ---===//
 //
 // Experts routed many tokens (prefill) run here, on a panel kernel (AMX
-// tiles, or VNNI with broadcast activations) over the weights' tile layout:
+// tiles, or VNNI / AVX512-BF16 with broadcast activations) over the
+// weights' tile layout; on the AMX path every expert does (decode too):
 //
 //  1. panels: each expert's token rows are gathered once into a contiguous
-//     panel (rows padded to 16, stride = row bytes + 64 so that the 16 rows
-//     of an A tile do not fall into the same L1 sets). INT8 activations are
-//     quantised per token (one scale for the whole row), so a dot product
-//     accumulates exactly in int32 over the whole input dimension and the
-//     kernels need no per-block rescaling.
-//  2. gate/up: tasks (expert, 32 intermediate rows); each micro-kernel call
+//     panel (rows padded to 16 for the AMX kernels, stride = row bytes + 64
+//     so that the 16 rows of an A tile do not fall into the same L1 sets).
+//     INT8 activations are quantised per token (one scale for the whole
+//     row), so a dot product accumulates exactly in int32 over the whole
+//     input dimension and the kernels need no per-block rescaling.
+//  2. gate/up: tasks (expert, kPanelGateRows intermediate rows), token
+//     panels outside and weight blocks inside; each micro-kernel call
 //     computes 16 gate and the same 16 up rows for 32 tokens, and the
 //     epilogue writes h = silu(gate) * up (BF16: straight into the down
 //     panel as bf16; INT8: fp32, quantised per pair in step 3).
 //  3. INT8: each pair's h row is quantised to 8 bits with one scale.
-//  4. down: tasks own 32 rows of the hidden dimension and loop over every
-//     expert, adding weight * y into accum[token] directly: no per-pair y
-//     buffer and no separate combine pass for these experts.
+//  4. down: tasks own kPanelDownRows rows of the hidden dimension and loop
+//     over every expert, adding weight * y into accum[token] directly: no
+//     per-pair y buffer and no separate combine pass for these experts.
+// Phases smaller than kInlineElements run on the calling thread.
 //
 //===----------------------------------------------------------------------===//
 

@@ -229,6 +229,4 @@ KernelSet avx2Kernels() {
   return {bf16Rows, int8Rows, int4Rows, int8FloatRows, int4Rows};
 }
 
-bool int8NeedsS8(KernelPath path) { return path == KernelPath::AVX2; }
-
 } // namespace kt::kernels::detail

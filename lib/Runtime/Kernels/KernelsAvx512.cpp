@@ -149,15 +149,10 @@ KT_TARGET void int4Rows(const PackedMatrix &w, int r0, int r1,
 
 } // namespace
 
-bool int4Int8Activations(KernelPath path) {
-  return (path == KernelPath::AVX512 || path == KernelPath::AVX512BF16 ||
-          path == KernelPath::AMX) &&
-         cpuFeatures().avx512vnni;
-}
-
 KernelSet avx512Kernels() {
-  // With VNNI, INT4 multiplies the nibbles by int8 activations (see
-  // int4Int8Activations); else fp32 FMA on dequantised nibbles.
+  // With VNNI, INT4 multiplies the nibbles by int8 activations (moeForward
+  // sees avx512VnniInt4Kernel and quantises them); else fp32 FMA on
+  // dequantised nibbles.
   return {bf16Rows, avx512VnniInt8Kernel(),
           cpuFeatures().avx512vnni ? avx512VnniInt4Kernel() : int4Rows,
           int8FloatRows, int4Rows};

@@ -289,13 +289,13 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     AS += rt.count(e);
   }
   const int PH = (H + 127) / 128 * 128, PI = (I + 127) / 128 * 128;
-  // Row kernels on quantised activations (u8 + per-128 scales; s8 copies
-  // for the AVX2 INT8 and the VNNI INT4 kernels).
-  const bool int4q = fmt == WeightFormat::INT4 && !int4Float && AS > 0 &&
-                     detail::int4Int8Activations(path);
+  // Row kernels on quantised activations (u8 + per-128 scales), decided by
+  // the kernel picked: the VNNI INT4 kernel takes them too, and it and the
+  // AVX2 INT8 kernel read s8 copies.
+  const bool int4q = AS > 0 && kern == detail::avx512VnniInt4Kernel();
   const bool int8 =
       (fmt == WeightFormat::INT8 && !int8Float && AS > 0) || int4q;
-  const bool s8 = int8 && (int4q || detail::int8NeedsS8(path));
+  const bool s8 = int8 && (int4q || kern == detail::avx2Kernels().int8);
   const bool b16 = fmt == WeightFormat::BF16 && AS > 0 &&
                    (path == KernelPath::AVX512BF16 || path == KernelPath::AMX);
   const std::size_t TPH = static_cast<std::size_t>(T) * PH;

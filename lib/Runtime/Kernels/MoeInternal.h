@@ -24,8 +24,9 @@ struct ActRows {
   /// INT8: one scale per 128-element block of each row (max|x| / 127 over
   /// the block), stride / 128 per row.
   const float *scale = nullptr;
-  /// INT8 on the AVX2 path: the same values as int8 without the offset
-  /// (u8 - 128, in [-127, 127]), for vpmaddubsw on |w| and sign(x, w).
+  /// The u8 values as int8 without the offset (u8 - 128, in [-127, 127]):
+  /// the AVX2 INT8 kernel (vpmaddubsw on |w| and sign(x, w)) and the VNNI
+  /// INT4 kernel (nibbles x s8) read these.
   const int8_t *s8 = nullptr;
   /// BF16 weights on the AVX512BF16 / AMX paths: the fp32 rows rounded to
   /// bf16 (round to nearest even).
@@ -42,17 +43,11 @@ struct KernelSet {
   RowsKernel bf16 = nullptr, int8 = nullptr, int4 = nullptr;
   /// INT8 weights times fp32 activations (Int8Activations::Float).
   RowsKernel int8Float = nullptr;
-  /// INT4 weights times fp32 activations (what `int4` is unless
-  /// int4Int8Activations(path); Int4Activations::Float).
+  /// INT4 weights times fp32 activations (Int4Activations::Float; `int4`
+  /// is the same kernel except avx512VnniInt4Kernel on VNNI CPUs).
   RowsKernel int4Float = nullptr;
 };
 
-/// Whether the path's INT8 kernel reads ActRows::s8 (else ::u8).
-bool int8NeedsS8(KernelPath path);
-/// Whether the path's INT4 row kernel takes int8 activations (ActRows::s8
-/// and ::scale, quantised per 128 elements as for INT8) rather than fp32:
-/// the AVX512 kernels on a CPU with AVX512-VNNI.
-bool int4Int8Activations(KernelPath path);
 
 KernelSet scalarKernels();
 KernelSet avx2Kernels();

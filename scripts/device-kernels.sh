@@ -37,6 +37,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DEPS=$PWD/.kt-deps
 MULTI=x86_64-linux-gnu
+out=${OUT:-$PWD/build-device/out}
 
 stage() {
   rm -rf "$DEPS"
@@ -66,9 +67,10 @@ stage() {
   du -sh "$DEPS"
 }
 
-run() {
+# Configures build-device/ and builds KtKernelsTests and kt-bench-moe; CPU
+# facts into $out/cpu.txt.
+build() {
   [ -d "$DEPS" ] || { echo "no .kt-deps: run 'scripts/device-kernels.sh stage' here and carry it" >&2; exit 2; }
-  local out=${OUT:-$PWD/build-device/out}
   mkdir -p "$out"
   local jobs=${JOBS:-$(nproc)}
   {
@@ -85,20 +87,12 @@ run() {
     -DCMAKE_LIBRARY_ARCHITECTURE=$MULTI "${pc[@]}" 2>&1 | tee "$out/configure.log"
   ninja -C build-device -j"$jobs" KtKernelsTests kt-bench-moe 2>&1 | tail -20 | tee "$out/build.log"
   export LD_LIBRARY_PATH="$DEPS/lib/$MULTI${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  set +e
-  build-device/unittests/Kernels/KtKernelsTests 2>&1 | tee "$out/tests.log" | \
-    grep -E '^\[  (PASSED|FAILED|SKIPPED) |info|skipped:'
-  local trc=${PIPESTATUS[0]}
-  build-device/bench/kt-bench-moe --benchmark_format=json \
-    --benchmark_min_time="${KT_BENCH_MIN_TIME:-0.2}" \
-    ${KT_BENCH_FILTER:+--benchmark_filter="$KT_BENCH_FILTER"} \
-    ${KT_BENCH_REPS:+--benchmark_repetitions="$KT_BENCH_REPS" \
-      --benchmark_enable_random_interleaving=true \
-      --benchmark_report_aggregates_only=true} \
-    > "$out/bench_moe.json" 2> "$out/bench_moe.err"
-  local brc=$?
-  set -e
-  python3 - "$out/bench_moe.json" <<'PY' || true
+}
+
+# One line per benchmark of a Google Benchmark JSON file (medians when it
+# holds aggregates).
+summarise() {
+  python3 - "$1" <<'PY' || true
 import json, sys
 d = json.load(open(sys.argv[1]))
 for b in d["benchmarks"]:
@@ -114,6 +108,38 @@ for b in d["benchmarks"]:
     c.update({k: b[k] for k in b if k.startswith("ms_") and b[k] > 0})
     print(b["name"], " ".join(f"{k}={v:.4g}" for k, v in c.items()), b.get("label", ""))
 PY
+}
+
+# Prints the PyTorch peer's JSON ($1) a line per case.
+summarise_peer() {
+  python3 - "$1" <<'PY' || true
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("torch", d["torch"], "threads", d["threads"], d.get("cpu_capability"))
+for r in d["results"]:
+    print(r["name"], f"ms={r['ms']:.4g} GBps={r['GBps']:.4g} TFLOPS={r['TFLOPS']:.4g}")
+PY
+}
+
+run() {
+  build
+  set +e
+  local trc=skipped
+  if [ "${KT_TESTS:-1}" != 0 ]; then
+    build-device/unittests/Kernels/KtKernelsTests 2>&1 | tee "$out/tests.log" | \
+      grep -E '^\[  (PASSED|FAILED|SKIPPED) |info|skipped:'
+    trc=${PIPESTATUS[0]}
+  fi
+  build-device/bench/kt-bench-moe --benchmark_format=json \
+    --benchmark_min_time="${KT_BENCH_MIN_TIME:-0.2}" \
+    ${KT_BENCH_FILTER:+--benchmark_filter="$KT_BENCH_FILTER"} \
+    ${KT_BENCH_REPS:+--benchmark_repetitions="$KT_BENCH_REPS" \
+      --benchmark_enable_random_interleaving=true \
+      --benchmark_report_aggregates_only=true} \
+    > "$out/bench_moe.json" 2> "$out/bench_moe.err"
+  local brc=$?
+  set -e
+  summarise "$out/bench_moe.json"
   # PyTorch peer (bf16, same shapes), when this machine has torch.
   local prc=skipped
   if [ "${KT_PEER:-1}" = 0 ]; then
@@ -124,22 +150,50 @@ PY
       > "$out/moe_peer_torch.json" 2> "$out/moe_peer_torch.err"
     prc=$?
     set -e
-    python3 - "$out/moe_peer_torch.json" <<'PY' || true
-import json, sys
-d = json.load(open(sys.argv[1]))
-print("torch", d["torch"], "threads", d["threads"], d.get("cpu_capability"))
-for r in d["results"]:
-    print(r["name"], f"ms={r['ms']:.4g} GBps={r['GBps']:.4g} TFLOPS={r['TFLOPS']:.4g}")
-PY
+    summarise_peer "$out/moe_peer_torch.json"
   else
     echo "no python3 with torch: PyTorch peer skipped" | tee "$out/moe_peer_torch.err"
   fi
   echo "tests rc=$trc bench rc=$brc peer rc=$prc; files in $out"
-  [ "$trc" = 0 ] && [ "$brc" = 0 ]
+  [ "$trc" = 0 -o "$trc" = skipped ] && [ "$brc" = 0 ]
+}
+
+# Thread placement study: how the CPU's hardware threads share cores, then
+# the AMX ceilings, micro-kernels and prefill (and the PyTorch peer unless
+# KT_PEER=0) under each placement of KT_PLACEMENTS, "threads:cpulist" words
+# (default: all 16 CPUs; 8 threads on CPUs 0-7; 8 on the even CPUs).
+threads() {
+  build
+  {
+    lscpu | grep -E '^(Thread|Core|Socket|NUMA node|Model name|CPU\(s\)|On-line)' || true
+    echo "siblings: $(cat /sys/devices/system/cpu/cpu*/topology/thread_siblings_list | sort -un | tr '\n' ' ')"
+    echo "core ids: $(cat /sys/devices/system/cpu/cpu*/topology/core_id | tr '\n' ' ')"
+  } | tee -a "$out/cpu.txt"
+  local filter=${KT_BENCH_FILTER:-'^(ceiling/amx|micro/amx|moe/amx_(bf16|int8)/tokens:(512|2048))'}
+  local p n cpus
+  for p in ${KT_PLACEMENTS:-16:0-15 8:0-7 8:0,2,4,6,8,10,12,14}; do
+    n=${p%%:*}; cpus=${p#*:}
+    echo "== $n threads on CPUs $cpus"
+    KT_BENCH_THREADS=$n taskset -c "$cpus" build-device/bench/kt-bench-moe \
+      --benchmark_format=json --benchmark_filter="$filter" \
+      --benchmark_min_time="${KT_BENCH_MIN_TIME:-0.1}" \
+      ${KT_BENCH_REPS:+--benchmark_repetitions="$KT_BENCH_REPS" \
+        --benchmark_enable_random_interleaving=true \
+        --benchmark_report_aggregates_only=true} \
+      > "$out/threads_$n.${cpus//,/_}.json" 2>/dev/null || echo "bench rc=$?"
+    summarise "$out/threads_$n.${cpus//,/_}.json"
+    if [ "${KT_PEER:-1}" != 0 ]; then
+      KT_PEER_THREADS=$n KT_PEER_TOKENS=${KT_PEER_TOKENS:-512,2048} \
+        timeout "${KT_PEER_TIMEOUT:-240}" taskset -c "$cpus" \
+        python3 scripts/moe_peer_torch.py > "$out/peer.json" 2>/dev/null &&
+        summarise_peer "$out/peer.json"
+    fi
+  done
 }
 
 case "${1:-}" in
   stage) stage ;;
   run) run ;;
-  *) echo "usage: $0 stage|run" >&2; exit 2 ;;
+  threads) threads ;;
+  *) echo "usage: $0 stage|run|threads" >&2; exit 2 ;;
 esac

@@ -121,10 +121,10 @@ std::vector<double> dequantRef(const Problem &p, const MoeWeights &w,
     auto &m = dq[e];
     const PackedMatrix *src[3] = {&w.gate[e], &w.up[e], &w.down[e]};
     for (int k = 0; k < 3; ++k) {
+      // dequantRow: rotated (INT8 down) rows come back unrotated.
       m[k].resize(static_cast<size_t>(src[k]->rows) * src[k]->cols);
       for (int r = 0; r < src[k]->rows; ++r)
-        for (int c = 0; c < src[k]->cols; ++c)
-          m[k][static_cast<size_t>(r) * src[k]->cols + c] = src[k]->dequant(r, c);
+        src[k]->dequantRow(r, &m[k][static_cast<size_t>(r) * src[k]->cols]);
     }
   }
   return reference(p, x, [&](int64_t e, int which, int r, int c) {
@@ -184,20 +184,23 @@ constexpr int kRowsOnly = 1 << 30;
 constexpr double kInt4ProjectionBound = 0.10;
 constexpr double kInt4MoeBound = 0.22;
 // INT8 is W8A8: activations (x and h = silu(g) * u) are quantised to 8 bits
-// per 128-element block for the integer dot products. Measured 0.020 ..
-// 0.021 vs original weights (0.016 vs dequantised weights: activation
-// quantisation), so
-// the 0.02 is missed by ~5%; the bound is 0.025.
-constexpr double kInt8MoeBound = 0.025;
+// per 128-element block for the integer dot products, h after the rotation
+// the down weights are stored with (PackedMatrix::rotation; RotationTest).
+// Measured 0.016 .. 0.018 vs original weights (0.011 vs dequantised
+// weights: activation quantisation); 0.021 without the rotation. The
+// issue's bound.
+constexpr double kInt8MoeBound = 0.02;
 // INT8 panel kernels (experts with many tokens) quantise activations per
 // token, the row kernels per 128 elements: the two differ by about the
 // quantisation error of either (measured below).
 constexpr double kInt8PanelVsRows = 0.03;
 // Format bound of the INT8 panel pipeline vs the original weights: one scale
 // per token row (x over H, h over I) rather than per 128 elements, so the
-// int32 sums need no per-block rescaling. Measured 0.026 at H 2048 / I 768
-// (the row path: 0.021); see docs/kernels.md.
-constexpr double kInt8PanelMoeBound = 0.03;
+// int32 sums need no per-block rescaling. Measured 0.0196 .. 0.0201 at
+// H 2048 / I 768 with the rotated down projection (0.026 without; the row
+// path: 0.018): at the 0.02, not safely under it, so the bound
+// keeps 5% of room; see docs/kernels.md.
+constexpr double kInt8PanelMoeBound = 0.021;
 // BF16 weights on the AVX512BF16 and AMX paths multiply bf16 activations
 // (x and h rounded to bf16, relative error <= 2^-9 each), so their kernel
 // error vs the dequantised weights is that rounding's (measured ~2e-3), not

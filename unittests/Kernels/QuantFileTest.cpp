@@ -84,6 +84,7 @@ void expectSameMatrix(const PackedMatrix &a, const PackedMatrix &b,
   EXPECT_EQ(a.paddedCols, b.paddedCols);
   EXPECT_EQ(a.groupSize, b.groupSize);
   EXPECT_EQ(a.asymmetric, b.asymmetric);
+  EXPECT_EQ(a.rotation, b.rotation);
   EXPECT_TRUE(sameBits(a.bf16, b.bf16));
   EXPECT_TRUE(sameBits(a.q8, b.q8));
   EXPECT_TRUE(sameBits(a.rowSum, b.rowSum));
@@ -212,6 +213,10 @@ TEST_P(QuantFileRoundTrip, BitIdenticalOnOddShapes) {
       EXPECT_EQ(info.groupSize, fc.group);
       EXPECT_EQ(info.asymmetric, fc.asym);
     }
+    // INT8 down weights are stored rotated by default, and say so.
+    EXPECT_EQ(info.rotatedDown, fc.format == WeightFormat::INT8);
+    EXPECT_EQ(w.down[0].rotation,
+              fc.format == WeightFormat::INT8 ? kRotationBlock : 0);
 
     MoeWeights r = readLayerFile(path, {}, TilePacking::Never);
     expectSameWeights(w, r);
@@ -495,6 +500,43 @@ TEST_F(QuantFileRefusal, WrongLayerAndFingerprint) {
   x.format = WeightFormat::INT8;
   x.numExperts = 4;
   EXPECT_NO_THROW((void)readLayerFile(path, x, TilePacking::Never));
+}
+
+// Unrotated INT8 files (rotateDown off, or written before the flag existed)
+// stay loadable and give the same output as their weights.
+TEST(QuantFile, UnrotatedInt8RoundTrip) {
+  Source s = makeSource(3, 200, 72, 5);
+  QuantConfig cfg;
+  cfg.format = WeightFormat::INT8;
+  cfg.tiles = TilePacking::Never;
+  cfg.rotateDown = false;
+  MoeWeights w = pack(s, cfg);
+  EXPECT_EQ(w.down[0].rotation, 0);
+  TempDir dir;
+  const std::string path = dir.file("plain.ktq");
+  writeLayerFile(path, w, "l", 0);
+  EXPECT_FALSE(readLayerFileInfo(path).rotatedDown);
+  MoeWeights r = readLayerFile(path, {}, TilePacking::Never);
+  EXPECT_FALSE(r.config.rotateDown);
+  expectSameWeights(w, r);
+  EXPECT_TRUE(
+      sameBits(forward(w, KernelPath::Scalar), forward(r, KernelPath::Scalar)));
+}
+
+TEST_F(QuantFileRefusal, RotationFlagOnAnotherFormat) {
+  EXPECT_TRUE(readLayerFileInfo(path).rotatedDown);
+  bytes[16] = 0; // format: bf16 (little endian), flag bit 1 still set
+  // A consistent header checksum (bytes 52..55, over the whole header, as a
+  // writer computes it), so that the flag check is what refuses the file.
+  uint32_t headerBytes = 0;
+  std::memcpy(&headerBytes, &bytes[12], 4);
+  std::memset(&bytes[52], 0, 4);
+  const uint32_t crc = crc32c(0, bytes.data(), headerBytes);
+  std::memcpy(&bytes[52], &crc, 4);
+  writeBytes(path, bytes);
+  EXPECT_EQ(readError(path), "layer file " + path +
+                                 ": rotated down weights flagged for bf16 "
+                                 "(only INT8 is stored rotated)");
 }
 
 TEST(QuantFile, WriteRefusesInconsistentWeights) {

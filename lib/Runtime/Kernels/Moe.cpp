@@ -392,14 +392,17 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
       }
     });
 
-    // Phase 3: INT8 quantisation of h (bf16 activations: rounding of h).
+    // Phase 3: h rotated as the down weights are (INT8), then INT8
+    // quantisation of h (bf16 activations: rounding of h).
     uint8_t *hq = int8 ? ws.take<uint8_t>(API) : nullptr;
     float *hs = int8 ? ws.take<float>(API / detail::kActBlock) : nullptr;
     int8_t *h8 = s8 ? ws.take<int8_t>(API) : nullptr;
     uint16_t *hb = b16 ? ws.take<uint16_t>(API) : nullptr;
-    if (int8 || b16)
+    const int rot = w.down[small[0]].rotation;
+    if (int8 || b16 || rot)
       pool.run(AS, [&](int q, int) {
         const std::size_t o = static_cast<std::size_t>(q) * PI;
+        hadamardRotate(h + o, I, rot);
         if (b16)
           for (int i = 0; i < PI; ++i)
             hb[o + i] = f32ToBf16(h[o + i]);

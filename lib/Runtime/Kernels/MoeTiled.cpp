@@ -15,7 +15,9 @@
 //     computes 16 gate and the same 16 up rows for 32 tokens, and the
 //     epilogue writes h = silu(gate) * up (BF16: straight into the down
 //     panel as bf16; INT8: fp32, quantised per pair in step 3).
-//  3. INT8: each pair's h row is quantised to 8 bits with one scale.
+//  3. INT8 weights: each pair's h row is rotated as the down weights are
+//     (PackedMatrix::rotation); INT8 activations: quantised to 8 bits with
+//     one scale.
 //  4. down: tasks own kPanelDownRows rows of the hidden dimension and loop
 //     over every expert, adding weight * y into accum[token] directly: no
 //     per-pair y buffer and no separate combine pass for these experts.
@@ -275,16 +277,31 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
 
   lap(&MoeStats::gateUp);
 
-  // 3. INT8: quantise each pair's h row (padding rows were zeroed in 1).
-  if (int8)
+  // 3. Each pair's h row rotated as the down weights are (INT8 weights),
+  // and INT8: quantised (padding rows were zeroed in 1).
+  const int rot = w.down[experts[0]].rotation;
+  if (int8 || rot)
     forEach(pool, static_cast<int>(groups.size()),
             static_cast<std::size_t>(pairs) * PI, [&](int gi, int) {
               const Group g = groups[gi];
               const int n = rt.count(experts[g.i]);
+              std::vector<float> tmp(int8 ? 0 : I);
               for (int j = g.j0; j < std::min(n, g.j0 + 16); ++j) {
                 const long row = L.base[g.i] + j;
-                hs[row] = epi.quantize(hf + row * PI, I, PI, k.unsignedA,
-                                       hp + row * L.hStride);
+                if (int8) {
+                  hadamardRotate(hf + row * PI, I, rot);
+                  hs[row] = epi.quantize(hf + row * PI, I, PI, k.unsignedA,
+                                         hp + row * L.hStride);
+                  continue;
+                }
+                // bf16 h (INT8 weights for bf16 activations): rotated in
+                // fp32, rounded back.
+                auto *hb = reinterpret_cast<uint16_t *>(hp + row * L.hStride);
+                for (int c = 0; c < I; ++c)
+                  tmp[c] = bf16ToF32(hb[c]);
+                hadamardRotate(tmp.data(), I, rot);
+                for (int c = 0; c < I; ++c)
+                  hb[c] = f32ToBf16(tmp[c]);
               }
             });
 

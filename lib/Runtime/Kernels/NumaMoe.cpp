@@ -179,7 +179,7 @@ NumaMoe packNumaMoe(const std::vector<ExpertSource> &experts, DType srcType,
         m.gate[e] = packMatrix(rows(s.gate), srcType, i1 - i0, hidden, cfg);
         m.up[e] = packMatrix(rows(s.up), srcType, i1 - i0, hidden, cfg);
         m.down[e] = packMatrixColumns(s.down, srcType, hidden, intermediate, i0,
-                                      i1, cfg);
+                                      i1, cfg, downRotation(cfg));
       } catch (...) {
         errors[e] = std::current_exception();
       }

@@ -203,6 +203,46 @@ float PackedMatrix::dequant(int r, int c) const {
   return 0;
 }
 
+void PackedMatrix::dequantRow(int r, float *out) const {
+  for (int c = 0; c < cols; ++c)
+    out[c] = dequant(r, c);
+  hadamardRotate(out, cols, rotation);
+}
+
+int downRotation(const QuantConfig &cfg) {
+  return cfg.format == WeightFormat::INT8 && cfg.rotateDown ? kRotationBlock
+                                                            : 0;
+}
+
+namespace {
+// Butterflies over log2(n) stages, then one scaling by 1/sqrt(n).
+void walshHadamard(float *x, int n) {
+  for (int h = 1; h < n; h *= 2)
+    for (int i = 0; i < n; i += 2 * h)
+      for (int j = i; j < i + h; ++j) {
+        const float a = x[j], b = x[j + h];
+        x[j] = a + b;
+        x[j + h] = a - b;
+      }
+  const float norm = 1.f / std::sqrt(static_cast<float>(n));
+  for (int i = 0; i < n; ++i)
+    x[i] *= norm;
+}
+} // namespace
+
+void hadamardRotate(float *v, int n, int block) {
+  if (block <= 1)
+    return;
+  int b0 = 0;
+  for (; b0 + block <= n; b0 += block)
+    walshHadamard(v + b0, block);
+  for (int piece = block / 2; piece > 1; piece /= 2) // the tail
+    if (b0 + piece <= n) {
+      walshHadamard(v + b0, piece);
+      b0 += piece;
+    }
+}
+
 namespace {
 
 inline float loadSrc(const void *src, DType t, std::size_t i) {
@@ -264,15 +304,19 @@ void quantGroup4(const float *w, int n, bool asym, uint8_t *q, float &scale,
 } // namespace
 
 PackedMatrix packMatrix(const void *src, DType srcType, int rows, int cols,
-                        const QuantConfig &cfg) {
-  return packMatrixColumns(src, srcType, rows, cols, 0, cols, cfg);
+                        const QuantConfig &cfg, int rotation) {
+  return packMatrixColumns(src, srcType, rows, cols, 0, cols, cfg, rotation);
 }
 
 PackedMatrix packMatrixColumns(const void *src, DType srcType, int rows,
                                int srcCols, int c0, int c1,
-                               const QuantConfig &cfg) {
+                               const QuantConfig &cfg, int rotation) {
   if (!src || rows <= 0 || srcCols <= 0)
     throw std::invalid_argument("packMatrix: empty source");
+  if (rotation < 0 || (rotation & (rotation - 1)) || rotation > 128)
+    throw std::invalid_argument("packMatrix: rotation block " +
+                                std::to_string(rotation) +
+                                " (need 0 or a power of two up to 128)");
   if (c0 < 0 || c1 > srcCols || c1 <= c0 || c0 % 128)
     throw std::invalid_argument(
         "packMatrixColumns: columns [" + std::to_string(c0) + ", " +
@@ -284,26 +328,22 @@ PackedMatrix packMatrixColumns(const void *src, DType srcType, int rows,
   m.rows = rows;
   m.cols = cols;
   m.paddedCols = (cols + 127) / 128 * 128;
+  m.rotation = rotation;
   const std::size_t P = m.paddedCols;
   std::vector<float> row(P, 0.f);
+  // The whole source row r, rotated: a column slice then quantises exactly
+  // like the full matrix (rotation blocks and INT8 row scales).
+  std::vector<float> full(srcCols);
+  float fullAbsMax = 0;
   auto fetchRow = [&](int r) {
-    const std::size_t base = static_cast<std::size_t>(r) * srcCols + c0;
-    for (int c = 0; c < cols; ++c)
-      row[c] = loadSrc(src, srcType, base + c);
-  };
-  // INT8 scale of row r: max |w| over the whole source row, so a column
-  // slice quantises exactly like the full matrix.
-  auto rowAbsMax = [&](int r) {
-    float amax = 0;
-    for (int c = 0; c < cols; ++c)
-      amax = std::max(amax, std::fabs(row[c]));
-    if (cols == srcCols)
-      return amax;
     const std::size_t base = static_cast<std::size_t>(r) * srcCols;
     for (int c = 0; c < srcCols; ++c)
-      if (c < c0 || c >= c1)
-        amax = std::max(amax, std::fabs(loadSrc(src, srcType, base + c)));
-    return amax;
+      full[c] = loadSrc(src, srcType, base + c);
+    hadamardRotate(full.data(), srcCols, rotation);
+    fullAbsMax = 0;
+    for (float v : full)
+      fullAbsMax = std::max(fullAbsMax, std::fabs(v));
+    std::copy(full.begin() + c0, full.begin() + c1, row.begin());
   };
   switch (cfg.format) {
   case WeightFormat::BF16:
@@ -320,7 +360,7 @@ PackedMatrix packMatrixColumns(const void *src, DType srcType, int rows,
     m.rowSum.assign(rows * P / detail::kActBlock, 0);
     for (int r = 0; r < rows; ++r) {
       fetchRow(r);
-      float s = rowAbsMax(r) / 127.f;
+      float s = fullAbsMax / 127.f;
       m.scales[r] = s;
       for (int c = 0; c < cols; ++c) {
         int v = s != 0 ? static_cast<int>(std::nearbyint(row[c] / s)) : 0;
@@ -504,7 +544,8 @@ MoeWeights packMoe(const std::vector<ExpertSource> &experts, DType srcType,
       const ExpertSource &s = experts[e];
       w.gate[e] = packMatrix(s.gate, srcType, intermediate, hidden, cfg);
       w.up[e] = packMatrix(s.up, srcType, intermediate, hidden, cfg);
-      w.down[e] = packMatrix(s.down, srcType, hidden, intermediate, cfg);
+      w.down[e] = packMatrix(s.down, srcType, hidden, intermediate, cfg,
+                             downRotation(cfg));
     } catch (...) {
       errors[e] = std::current_exception();
     }

@@ -53,6 +53,10 @@ enum HeaderField : std::size_t {
   kOffFileBytes = 64,
 };
 constexpr uint32_t kFlagAsymmetric = 1;
+/// INT8: the down matrices are stored rotated (PackedMatrix::rotation ==
+/// kRotationBlock). Files without it hold unrotated down weights, which
+/// stay valid: the rotation is carried by the weights, not required.
+constexpr uint32_t kFlagRotatedDown = 2;
 
 enum Role : uint32_t { kGate, kUp, kDown };
 enum Array : uint32_t { kBf16, kQ8, kRowSum, kQ4, kScales, kOffsets };
@@ -341,8 +345,13 @@ Parsed parseHeader(int fd, const std::string &path) {
   info.groupSize = static_cast<int>(get32(&h[kOffGroup]));
   const uint32_t flags = get32(&h[kOffFlags]);
   info.asymmetric = flags & kFlagAsymmetric;
-  if (flags & ~kFlagAsymmetric)
+  info.rotatedDown = flags & kFlagRotatedDown;
+  if (flags & ~(kFlagAsymmetric | kFlagRotatedDown))
     fail(path, "unknown flags " + std::to_string(flags));
+  if (info.rotatedDown && info.format != WeightFormat::INT8)
+    fail(path, "rotated down weights flagged for " +
+                   std::string(toString(info.format)) +
+                   " (only INT8 is stored rotated)");
   if (info.format == WeightFormat::INT4
           ? info.groupSize != 32 && info.groupSize != 64 &&
                 info.groupSize != 128
@@ -420,6 +429,12 @@ void writeLayerFile(const std::string &path, const MoeWeights &w,
   const WeightFormat f = w.config.format;
   const int group = f == WeightFormat::INT4 ? w.config.groupSize : 0;
   const bool asym = f == WeightFormat::INT4 && w.config.asymmetric;
+  const int rotation = w.down.empty() ? 0 : w.down[0].rotation;
+  if ((rotation != 0 && rotation != kRotationBlock) ||
+      (rotation != 0 && f != WeightFormat::INT8))
+    fail(path, "cannot write: down rotation block " + std::to_string(rotation) +
+                   " (the file format holds INT8 with block " +
+                   std::to_string(kRotationBlock) + " or none)");
   if (w.numExperts < 1 || w.numExperts > kMaxExperts || w.hidden < 1 ||
       w.hidden > kMaxDim || w.intermediate < 1 || w.intermediate > kMaxDim)
     fail(path, "cannot write: invalid dimensions");
@@ -447,7 +462,8 @@ void writeLayerFile(const std::string &path, const MoeWeights &w,
       if (m.format != f || static_cast<uint64_t>(m.rows) != rows ||
           static_cast<uint64_t>(m.cols) != cols || bytes != perExpert ||
           (f == WeightFormat::INT4 &&
-           (m.groupSize != group || m.asymmetric != asym)))
+           (m.groupSize != group || m.asymmetric != asym)) ||
+          (s.role == kDown && m.rotation != rotation))
         fail(path, "cannot write: expert " + std::to_string(e) + " " +
                        sectionName(s.role, s.array) +
                        " does not match the layer's format and shape");
@@ -462,7 +478,8 @@ void writeLayerFile(const std::string &path, const MoeWeights &w,
   put32(&h[kOffHeaderBytes], static_cast<uint32_t>(l.headerBytes));
   put32(&h[kOffFormat], static_cast<uint32_t>(f));
   put32(&h[kOffGroup], static_cast<uint32_t>(group));
-  put32(&h[kOffFlags], asym ? kFlagAsymmetric : 0);
+  put32(&h[kOffFlags],
+        (asym ? kFlagAsymmetric : 0) | (rotation ? kFlagRotatedDown : 0));
   put32(&h[kOffExperts], static_cast<uint32_t>(w.numExperts));
   put32(&h[kOffHidden], static_cast<uint32_t>(w.hidden));
   put32(&h[kOffInter], static_cast<uint32_t>(w.intermediate));
@@ -589,6 +606,7 @@ MoeWeights readLayerFile(const std::string &path,
     w.config.asymmetric = info.asymmetric;
   }
   w.config.tiles = tiles;
+  w.config.rotateDown = info.rotatedDown;
   for (uint32_t role : {kGate, kUp, kDown}) {
     auto [rows, cols] = roleShape(role, info.hidden, info.intermediate);
     auto &mats = roleMatrices(w, role);
@@ -600,6 +618,7 @@ MoeWeights readLayerFile(const std::string &path,
       m.paddedCols = static_cast<int>(alignUp(cols, kColumnBlock));
       m.groupSize = info.groupSize;
       m.asymmetric = info.asymmetric;
+      m.rotation = role == kDown && info.rotatedDown ? kRotationBlock : 0;
     }
   }
   // The tile layout is built from the rows a batch of matrices at a time,

@@ -126,7 +126,25 @@ struct QuantConfig {
   bool asymmetric = false;
   /// Row and / or AMX tile layout of BF16 / INT8 weights.
   TilePacking tiles = TilePacking::Auto;
+  /// INT8 only: store the down projection rotated (downRotation()), so that
+  /// the 8-bit activations it multiplies lose their outliers.
+  bool rotateDown = true;
 };
+
+/// Columns per block of the down projection's rotation (docs/kernels.md,
+/// "Rotated down projection").
+constexpr int kRotationBlock = 128;
+/// Block size of the rotation packMoe applies to down weights under `cfg`:
+/// kRotationBlock for INT8 with rotateDown, else 0 (none).
+int downRotation(const QuantConfig &cfg);
+/// The normalised Walsh-Hadamard transform (H / sqrt(block), orthogonal and
+/// symmetric, so applying it twice restores v), in place on each whole
+/// `block` of v[0, n); a tail shorter than `block` is rotated in
+/// power-of-two pieces, largest first (I 72 with block 128: 64, then 8).
+/// `block` a power of two; 0 does nothing. y = W h = (W R)(R h) for R this
+/// transform: down weights are stored as W R and h is rotated before it is
+/// quantised.
+void hadamardRotate(float *v, int n, int block);
 
 /// One [rows, cols] weight matrix in a packed format. Every row is padded
 /// with zeros to `paddedCols` (a multiple of 128) so kernels need no tails.
@@ -135,6 +153,10 @@ struct PackedMatrix {
   int rows = 0, cols = 0, paddedCols = 0;
   int groupSize = 0;     ///< INT4 only
   bool asymmetric = false; ///< INT4 only
+  /// Columns stored rotated by hadamardRotate(row, cols, rotation) (0: not
+  /// rotated): the matrix multiplies rotated activations. dequant() reads
+  /// the stored (rotated) values, dequantRow() the original ones.
+  int rotation = 0;
 
   /// BF16: rows * paddedCols raw bf16 bits (the row layout; empty when
   /// packed tile-only).
@@ -196,12 +218,17 @@ struct PackedMatrix {
   /// Dequantised value of element (r, c) (c < cols), for tests and
   /// references; reads the tile layout when the row layout is absent.
   float dequant(int r, int c) const;
+  /// Row r dequantised and rotated back: out[0, cols) approximates the
+  /// source row, whatever `rotation` is.
+  void dequantRow(int r, float *out) const;
 };
 
 /// Pack a row-major [rows, cols] tensor of type `srcType`.
 /// Throws std::invalid_argument on a bad configuration.
+/// rotation: hadamardRotate the source rows with this block before
+/// quantising (0: none; packMoe passes downRotation(cfg) for down).
 PackedMatrix packMatrix(const void *src, DType srcType, int rows, int cols,
-                        const QuantConfig &cfg);
+                        const QuantConfig &cfg, int rotation = 0);
 
 /// Whether packMatrix adds the AMX tile layout under `cfg` (BF16 / INT8 with
 /// TilePacking::Always or Only, or Auto on a CPU that can run the AMX path).
@@ -226,9 +253,11 @@ void addRowLayout(PackedMatrix &m);
 /// columns in packMatrix(src, ..., rows, cols, cfg): INT8 row scales come
 /// from the whole row. c0 must be a multiple of 128 (INT4 groups and INT8
 /// row-sum blocks stay aligned); throws std::invalid_argument otherwise.
+/// With a rotation, each whole source row is rotated before the slice is
+/// taken (c0 is a multiple of the block, so the slice's blocks are whole).
 PackedMatrix packMatrixColumns(const void *src, DType srcType, int rows,
-                               int cols, int c0, int c1,
-                               const QuantConfig &cfg);
+                               int cols, int c0, int c1, const QuantConfig &cfg,
+                               int rotation = 0);
 
 /// The routed experts of one MoE layer, packed.
 struct MoeWeights {

@@ -77,6 +77,8 @@ struct LayerFileInfo {
   WeightFormat format = WeightFormat::BF16;
   int groupSize = 0;       ///< INT4 only, else 0
   bool asymmetric = false; ///< INT4 only
+  /// INT8: down weights stored rotated (flag bit 1; PackedMatrix::rotation).
+  bool rotatedDown = false;
   int numExperts = 0, hidden = 0, intermediate = 0;
   uint64_t fingerprint = 0;
   uint64_t fileBytes = 0;

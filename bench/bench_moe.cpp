@@ -356,6 +356,9 @@ struct Method {
   bool decodeOnly = false; ///< only tokens 1 and 8 (qwen3_30b_a3b: 1)
   Int8Activations int8Act = Int8Activations::Int8;
   Int4Activations int4Act = Int4Activations::Int8;
+  /// INT8: down weights without their rotation (PackedMatrix::rotation 0, so
+  /// moeForward skips rotating h): what the rotation costs.
+  bool unrotated = false;
 };
 constexpr int kNoPanels = 1 << 30;
 const Method kMethods[] = {
@@ -372,6 +375,9 @@ const Method kMethods[] = {
     {"amx_int4", WeightFormat::INT4, KernelPath::AMX, TilePacking::Auto},
     {"amx_int8_float", WeightFormat::INT8, KernelPath::AMX, TilePacking::Auto,
      0, false, Int8Activations::Float},
+    {"amx_int8_unrotated", WeightFormat::INT8, KernelPath::AMX,
+     TilePacking::Auto, 0, false, Int8Activations::Int8, Int4Activations::Int8,
+     true},
     {"rowlayout_int8", WeightFormat::INT8, KernelPath::AVX512,
      TilePacking::Always, kNoPanels, true},
     {"rowlayout_bf16", WeightFormat::BF16, KernelPath::AVX512BF16,
@@ -425,11 +431,12 @@ std::vector<ExpertSource> uniqueSources() {
 /// speed; distinct memory does).
 const std::vector<MoeWeights> &layers(WeightFormat f, TilePacking tiles,
                                       int numExperts = kExperts,
-                                      int numLayers = kLayers) {
-  static std::map<std::tuple<WeightFormat, TilePacking, int, int>,
+                                      int numLayers = kLayers,
+                                      bool unrotated = false) {
+  static std::map<std::tuple<WeightFormat, TilePacking, int, int, bool>,
                   std::vector<MoeWeights>>
       cache;
-  const auto key = std::make_tuple(f, tiles, numExperts, numLayers);
+  const auto key = std::make_tuple(f, tiles, numExperts, numLayers, unrotated);
   auto it = cache.find(key);
   if (it != cache.end())
     return it->second;
@@ -445,6 +452,8 @@ const std::vector<MoeWeights> &layers(WeightFormat f, TilePacking tiles,
       l.gate.push_back(unique.gate[e % kUnique]);
       l.up.push_back(unique.up[e % kUnique]);
       l.down.push_back(unique.down[e % kUnique]);
+      if (unrotated)
+        l.down.back().rotation = 0;
     }
   }
   return cache.emplace(key, std::move(ls)).first->second;
@@ -499,7 +508,7 @@ void BM_Moe(benchmark::State &state, Case c) {
     return;
   }
   const std::vector<MoeWeights> &ls =
-      layers(f, c.method.tiles, c.experts, c.numLayers);
+      layers(f, c.method.tiles, c.experts, c.numLayers, c.method.unrotated);
   if (path == KernelPath::AMX && f != WeightFormat::INT4 && !ls[0].hasTiles()) {
     state.SkipWithError("skipped: weights packed without the tile layout");
     return;
@@ -871,7 +880,7 @@ int registerAll() {
   // machine.
   for (const Method &m : kMethods) {
     if (m.path != KernelPath::AMX || m.format == WeightFormat::INT4 ||
-        m.int8Act == Int8Activations::Float)
+        m.int8Act == Int8Activations::Float || m.unrotated)
       continue;
     for (int gr : {32, 64, 128})
       for (int dr : {32, 64, 128})
@@ -897,7 +906,8 @@ int registerAll() {
                   "/per_expert:" + std::to_string(N),
               {v, N, kExperts, kLayers, true});
         }
-    if (m.path != KernelPath::AMX || m.int8Act == Int8Activations::Float)
+    if (m.path != KernelPath::AMX || m.int8Act == Int8Activations::Float ||
+        m.unrotated)
       continue;
     const char *fmt = m.format == WeightFormat::INT8   ? "int8"
                       : m.format == WeightFormat::INT4 ? "int4"

@@ -90,6 +90,28 @@ TEST(Rotation, MatchesSylvesterHadamard) {
   EXPECT_EQ(r, v);
 }
 
+// The SIMD versions of the 128 block (AVX512, AVX2: whichever this CPU
+// runs) add and subtract the same pairs in the same order as plain float
+// butterflies, so the bits agree.
+TEST(Rotation, SameBitsAsFloatButterflies) {
+  const int n = 5 * 128;
+  std::vector<float> v = gaussian(n, 3), want = v;
+  for (int b0 = 0; b0 < n; b0 += 128) {
+    float *x = &want[b0];
+    for (int h = 1; h < 128; h *= 2)
+      for (int i = 0; i < 128; i += 2 * h)
+        for (int j = i; j < i + h; ++j) {
+          const float a = x[j], b = x[j + h];
+          x[j] = a + b;
+          x[j + h] = a - b;
+        }
+    for (int i = 0; i < 128; ++i)
+      x[i] *= 1.f / std::sqrt(128.f);
+  }
+  hadamardRotate(v.data(), n, 128);
+  EXPECT_EQ(v, want);
+}
+
 TEST(Rotation, PackedDownRowsComeBackUnrotated) {
   const int rows = 40, cols = 3 * 128 + 72; // a tail of 72: pieces 64, 8
   const std::vector<float> w = gaussian(rows * cols, 7);

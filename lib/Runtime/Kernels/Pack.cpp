@@ -215,35 +215,6 @@ int downRotation(const QuantConfig &cfg) {
 }
 
 namespace {
-// Butterflies over log2(n) stages, then one scaling by 1/sqrt(n).
-void walshHadamard(float *x, int n) {
-  for (int h = 1; h < n; h *= 2)
-    for (int i = 0; i < n; i += 2 * h)
-      for (int j = i; j < i + h; ++j) {
-        const float a = x[j], b = x[j + h];
-        x[j] = a + b;
-        x[j + h] = a - b;
-      }
-  const float norm = 1.f / std::sqrt(static_cast<float>(n));
-  for (int i = 0; i < n; ++i)
-    x[i] *= norm;
-}
-} // namespace
-
-void hadamardRotate(float *v, int n, int block) {
-  if (block <= 1)
-    return;
-  int b0 = 0;
-  for (; b0 + block <= n; b0 += block)
-    walshHadamard(v + b0, block);
-  for (int piece = block / 2; piece > 1; piece /= 2) // the tail
-    if (b0 + piece <= n) {
-      walshHadamard(v + b0, piece);
-      b0 += piece;
-    }
-}
-
-namespace {
 
 inline float loadSrc(const void *src, DType t, std::size_t i) {
   return t == DType::F32 ? static_cast<const float *>(src)[i]

@@ -25,8 +25,14 @@
 # hwloc is not staged: KtKernels then reads the topology from /sys and
 # places NUMA slices by first touch only (docs/kernels.md).
 #
+#   3. optional, device tool: run(command="scripts/device-kernels.sh threads", ...)
+#      builds as in 2, prints the CPU topology (lscpu, sibling lists) and runs
+#      the AMX ceilings, micro-kernels and prefill (and the PyTorch peer) once
+#      per placement of KT_PLACEMENTS ("threads:cpulist" words).
+#
 # Environment for `run`: KT_BENCH_MIN_TIME (default 0.2), KT_BENCH_FILTER
-# (default: all), JOBS (default: nproc), KT_PEER_TIMEOUT (default 240 s),
+# (default: all), KT_TESTS=0 to skip the tests, JOBS (default: nproc),
+# KT_PEER_TIMEOUT (default 240 s),
 # KT_PEER=0 to skip the PyTorch peer, KT_BENCH_REPS=N to run every benchmark
 # N times in random interleaved order (a noisy machine then hits all methods
 # alike) and report mean / median / stddev / cv aggregates only.

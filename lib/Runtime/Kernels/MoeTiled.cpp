@@ -18,8 +18,7 @@
 //  3. INT8 weights: each pair's h row is rotated as the down weights are
 //     (PackedMatrix::rotation); INT8 activations: quantised to 8 bits with
 //     one scale.
-//  4. down: tasks own 32..kPanelDownRows rows of the hidden dimension (the
-//     most that still gives every thread a task) and loop
+//  4. down: tasks own kPanelDownRows rows of the hidden dimension and loop
 //     over every expert, adding weight * y into accum[token] directly: no
 //     per-pair y buffer and no separate combine pass for these experts.
 // Phases smaller than kInlineElements run on the calling thread.
@@ -107,13 +106,10 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
       std::min(opts.panelGateRows > 0 ? (opts.panelGateRows + 15) / 16 * 16
                                       : kPanelGateRows,
                16 * kMaxTaskBlocks);
-  int downRows = kPanelDownRows; // the tallest that gives each thread a task
-  while (downRows > 32 &&
-         (w.hidden + downRows - 1) / downRows < static_cast<int>(pool.size()))
-    downRows /= 2;
-  if (opts.panelDownRows > 0)
-    downRows =
-        std::min((opts.panelDownRows + 31) / 32 * 32, 16 * kMaxTaskBlocks);
+  const int downRows =
+      std::min(opts.panelDownRows > 0 ? (opts.panelDownRows + 31) / 32 * 32
+                                      : kPanelDownRows,
+               16 * kMaxTaskBlocks);
   using Clock = std::chrono::steady_clock;
   auto mark = Clock::now();
   auto lap = [&](double MoeStats::*field) {

@@ -113,12 +113,10 @@ constexpr int kAmxMinTokensInt4 = 8;
 constexpr int kVnniPanelMinTokens = 5;
 /// Panel pipeline task sizes (MoeOptions::panelGateRows / panelDownRows;
 /// docs/kernels.md, measured with the tune/ benchmarks): intermediate rows
-/// per gate/up task, and the tallest hidden rows per down task. A task
-/// reads each token panel of an expert once for all its weight rows, so
-/// taller tasks read the panels from L3 fewer times; down tasks are the
-/// tallest of kPanelDownRows, 64 and 32 rows that still give every thread
-/// of the pool a task (down has only H / rows tasks).
-constexpr int kPanelGateRows = 64, kPanelDownRows = 128;
+/// per gate/up task and hidden rows per down task. A task reads each token
+/// panel of an expert once for all its weight rows, so taller tasks read
+/// the panels from L3 fewer times.
+constexpr int kPanelGateRows = 64, kPanelDownRows = 64;
 
 struct QuantConfig {
   WeightFormat format = WeightFormat::BF16;
@@ -347,8 +345,7 @@ struct MoeOptions {
   /// Panel pipeline task sizes (docs/kernels.md, "Panel pipeline"):
   /// intermediate rows per gate/up task (rounded up to a multiple of 16;
   /// <= 0: kPanelGateRows) and hidden rows per down task (rounded up to a
-  /// multiple of 32; <= 0: the tallest of kPanelDownRows, 64, 32 with at
-  /// least one task per thread). Results do not depend on them
+  /// multiple of 32; <= 0: kPanelDownRows). Results do not depend on them
   /// (bit for bit).
   int panelGateRows = 0;
   int panelDownRows = 0;

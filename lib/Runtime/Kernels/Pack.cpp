@@ -222,8 +222,17 @@ inline float loadSrc(const void *src, DType t, std::size_t i) {
 }
 
 // Quantise one INT4 group of n values to nibbles in [0, 15] with
-// w ~= q * scale + offset. Tries a few clipping ratios and keeps the one of
-// least squared error (cheap, and worth ~10% of the error on Gaussian data).
+// w ~= q * scale + offset (symmetric: offset = -8 * scale), least squared
+// error first:
+//  1. candidate ranges: a few clipping ratios of the group's range
+//     (asymmetric) or of its largest magnitude mapped to level 0
+//     (symmetric, as llama.cpp's Q4_0: all 16 levels are used; mapping it
+//     to level 15 as well was measured: 0.3% less error, twice the time);
+//  2. refinement: with the levels fixed, the least-squares scale (and
+//     offset) has a closed form; refit and reassign while the error drops
+//     (llama.cpp's k-quants refine their scales in the same spirit).
+// Measured on one Gaussian projection (Int4SingleProjectionError): about 4%
+// less error than the clipping search alone for asymmetric groups.
 void quantGroup4(const float *w, int n, bool asym, uint8_t *q, float &scale,
                  float &offset) {
   static const float ratios[] = {1.0f, 0.95f, 0.9f, 0.85f, 0.8f, 0.75f};
@@ -234,39 +243,64 @@ void quantGroup4(const float *w, int n, bool asym, uint8_t *q, float &scale,
     if (std::fabs(w[i]) > std::fabs(big))
       big = w[i];
   }
-  if (!asym) {
-    lo = std::min(lo, 0.f);
-  }
   float bestErr = INFINITY, bestS = 0, bestO = 0;
   uint8_t tmp[128];
-  for (float ratio : ratios) {
-    float s, o;
-    if (asym) {
-      float l = lo * ratio, h = hi * ratio;
-      s = (h - l) / 15.f;
-      o = l;
-    } else {
-      // llama.cpp Q4_0 style: the largest-magnitude value maps to level -8,
-      // so all 16 levels are used (the opposite extreme clips at +7).
-      s = -big * ratio / 8.f;
-      o = -8.f * s;
-    }
+  // Levels for (s, o) into tmp; keeps them in q when the error is lower.
+  auto consider = [&](float s, float o) {
+    if (!std::isfinite(s) || !std::isfinite(o))
+      return false;
+    // Level = round((w - o) / s), clamped to [0, 15]: the quotient is
+    // clamped first, then rounded half up by truncation (no libm call in
+    // this hot loop; ties may round differently from nearbyint, harmless).
+    const float inv = s != 0 ? 1.f / s : 0.f;
     float err = 0;
     for (int i = 0; i < n; ++i) {
-      int v = s != 0 ? static_cast<int>(std::nearbyint((w[i] - o) / s)) : 8;
-      if (s == 0 && asym)
-        v = 0;
+      const float t = std::clamp((w[i] - o) * inv, -1.f, 16.f);
+      int v = s != 0 ? static_cast<int>(t + 0.5f) : (asym ? 0 : 8);
       v = std::clamp(v, 0, 15);
       tmp[i] = static_cast<uint8_t>(v);
-      float d = v * s + o - w[i];
+      const float d = v * s + o - w[i];
       err += d * d;
     }
-    if (err < bestErr) {
-      bestErr = err;
-      bestS = s;
-      bestO = o;
-      std::copy(tmp, tmp + n, q);
+    if (!(err < bestErr))
+      return false;
+    bestErr = err;
+    bestS = s;
+    bestO = o;
+    std::copy(tmp, tmp + n, q);
+    return true;
+  };
+  for (float ratio : ratios) {
+    if (asym) {
+      consider((hi - lo) * ratio / 15.f, lo * ratio);
+    } else {
+      consider(-big * ratio / 8.f, big * ratio); // big at level 0
     }
+  }
+  for (int round = 0; round < 3 && bestErr > 0; ++round) {
+    double sl = 0, sll = 0, sw = 0, slw = 0;
+    for (int i = 0; i < n; ++i) {
+      const double l = asym ? q[i] : q[i] - 8.0; // w ~ s * l (+ o)
+      sl += l;
+      sll += l * l;
+      sw += w[i];
+      slw += l * w[i];
+    }
+    double s, o;
+    if (asym) {
+      const double det = n * sll - sl * sl;
+      if (det <= 0)
+        break;
+      s = (n * slw - sl * sw) / det;
+      o = (sw - s * sl) / n;
+    } else {
+      if (sll <= 0)
+        break;
+      s = slw / sll;
+      o = -8 * s;
+    }
+    if (s == 0 || !consider(static_cast<float>(s), static_cast<float>(o)))
+      break;
   }
   scale = bestS;
   offset = bestO;

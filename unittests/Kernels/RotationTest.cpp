@@ -143,6 +143,38 @@ TEST(Rotation, PackedDownRowsComeBackUnrotated) {
                std::invalid_argument);
 }
 
+TEST(Rotation, MixedRotationsAreRefused) {
+  const int E = 2, H = 64, I = 256;
+  const std::vector<float> g = gaussian(E * I * H, 1),
+                           d = gaussian(E * H * I, 2), x = gaussian(H, 3);
+  std::vector<ExpertSource> src;
+  for (int e = 0; e < E; ++e)
+    src.push_back(
+        {&g[size_t(e) * I * H], &g[size_t(e) * I * H], &d[size_t(e) * H * I]});
+  MoeWeights w = packMoe(src, DType::F32, H, I,
+                         {WeightFormat::INT8, 0, false, TilePacking::Never});
+  w.down[1].rotation = 0;
+  std::vector<int32_t> ids{0, 1};
+  std::vector<float> wts{0.5f, 0.5f}, out(H);
+  MoeArgs a;
+  a.tokens = 1;
+  a.topK = 2;
+  a.x = x.data();
+  a.ids = ids.data();
+  a.weights = wts.data();
+  a.out = out.data();
+  MoeOptions o;
+  o.path = KernelPath::Scalar;
+  try {
+    moeForward(w, a, o);
+    ADD_FAILURE() << "mixed rotations accepted";
+  } catch (const std::invalid_argument &e) {
+    EXPECT_NE(std::string(e.what()).find("different or invalid rotations"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // One INT8 expert layer at Qwen3-30B-A3B's expert shape (H 2048, I 768),
 // Gaussian weights and inputs, run on the scalar row kernels (8-bit
 // activations per 128 elements) and on the emulated panel pipeline (8-bit

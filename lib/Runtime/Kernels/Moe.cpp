@@ -229,6 +229,13 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     throw std::invalid_argument("moeForward: bad arguments");
   if (T == 0)
     return;
+  // h is rotated once per pair for every expert alike (phase 3).
+  const int rot0 = w.down.empty() ? 0 : w.down[0].rotation;
+  for (const PackedMatrix &d : w.down)
+    if (d.rotation != rot0 || rot0 < 0 || rot0 > 128 || (rot0 & (rot0 - 1)))
+      throw std::invalid_argument(
+          "moeForward: down matrices with different or invalid rotations (" +
+          std::to_string(d.rotation) + " vs " + std::to_string(rot0) + ")");
   const WeightFormat fmt = w.config.format;
   KernelPath path = opts.path == KernelPath::Auto ? bestPath(fmt) : opts.path;
   // INT4 has no tile layout: the AMX path dequantises it per task.

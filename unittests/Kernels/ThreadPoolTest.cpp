@@ -196,6 +196,25 @@ INSTANTIATE_TEST_SUITE_P(
              std::to_string(std::get<2>(info.param));
     });
 
+/// Tasks that each wait (up to 30 s) until `n` of them have arrived;
+/// timedOut counts the waits that gave up.
+struct Rendezvous {
+  explicit Rendezvous(int n) : n(n) {}
+  void arrive() {
+    std::unique_lock<std::mutex> lock(mu);
+    ++arrived;
+    cv.notify_all();
+    if (!cv.wait_for(lock, std::chrono::seconds(30),
+                     [&] { return arrived == n; }))
+      timedOut.fetch_add(1);
+  }
+  const int n;
+  std::mutex mu;
+  std::condition_variable cv;
+  int arrived = 0;
+  std::atomic<int> timedOut{0};
+};
+
 /// Runs `threads` tasks that each wait until all of them have started: only
 /// possible when every worker took part. Between runs the test sleeps
 /// longer than the spin budget, so the workers are asleep and must be
@@ -208,21 +227,13 @@ TEST(ThreadPool, WorkersAsleepAreWoken) {
           ThreadPool pool(threads, withSpin(sched, spinMicros));
           for (int rep = 0; rep < 6; ++rep) {
             std::this_thread::sleep_for(std::chrono::milliseconds(3));
-            std::mutex mu;
-            std::condition_variable cv;
-            int arrived = 0;
-            std::atomic<int> timedOut{0};
+            Rendezvous all(threads);
             std::vector<std::atomic<int>> count(threads);
             pool.run(threads, [&](int task, int) {
-              std::unique_lock<std::mutex> lock(mu);
-              ++arrived;
-              cv.notify_all();
-              if (!cv.wait_for(lock, std::chrono::seconds(30),
-                               [&] { return arrived == threads; }))
-                timedOut.fetch_add(1);
+              all.arrive();
               count[task].fetch_add(1);
             });
-            ASSERT_EQ(timedOut.load(), 0)
+            ASSERT_EQ(all.timedOut.load(), 0)
                 << name(sched) << ", " << threads << " threads, spin "
                 << spinMicros << ", rep " << rep;
             for (int i = 0; i < threads; ++i)
@@ -241,25 +252,15 @@ TEST(ThreadPool, CallerAsleepIsWoken) {
         finishesWithinAMinute([=] {
           ThreadPool pool(threads, withSpin(sched, spinMicros));
           for (int rep = 0; rep < 10; ++rep) {
-            std::mutex mu;
-            std::condition_variable cv;
-            int arrived = 0;
-            std::atomic<int> timedOut{0};
+            Rendezvous all(threads);
             std::vector<std::atomic<int>> count(threads);
             pool.run(threads, [&](int task, int thread) {
-              {
-                std::unique_lock<std::mutex> lock(mu);
-                ++arrived;
-                cv.notify_all();
-                if (!cv.wait_for(lock, std::chrono::seconds(30),
-                                 [&] { return arrived == threads; }))
-                  timedOut.fetch_add(1);
-              }
+              all.arrive();
               if (thread != 0)
                 std::this_thread::sleep_for(std::chrono::milliseconds(1));
               count[task].fetch_add(1);
             });
-            ASSERT_EQ(timedOut.load(), 0);
+            ASSERT_EQ(all.timedOut.load(), 0);
             for (int i = 0; i < threads; ++i)
               ASSERT_EQ(count[i].load(), 1) << name(sched) << " task " << i;
           }

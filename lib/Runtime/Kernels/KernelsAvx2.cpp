@@ -156,9 +156,7 @@ struct Int4 {
                                      const ActRows &a, const int *idx,
                                      float *res) {
     const int P = w.paddedCols, G = w.groupsPerRow(), gs = w.groupSize;
-    const uint8_t *wr = &w.q4[static_cast<std::size_t>(r) * P / 2];
-    const float *sc = &w.scales[static_cast<std::size_t>(r) * G];
-    const float *of = &w.offsets[static_cast<std::size_t>(r) * G];
+    const auto [wr, sc, of] = int4Row(w, r);
     const float *x[TB];
     for (int tb = 0; tb < TB; ++tb)
       x[tb] = a.f32 + static_cast<std::size_t>(idx[tb]) * a.stride;

@@ -96,9 +96,7 @@ struct Int4 {
                                      const ActRows &a, const int *idx,
                                      float *res) {
     const int P = w.paddedCols, G = w.groupsPerRow(), gs = w.groupSize;
-    const uint8_t *wr = &w.q4[static_cast<std::size_t>(r) * P / 2];
-    const float *sc = &w.scales[static_cast<std::size_t>(r) * G];
-    const float *of = &w.offsets[static_cast<std::size_t>(r) * G];
+    const auto [wr, sc, of] = int4Row(w, r);
     const int8_t *x[TB];
     const float *xs[TB];
     for (int tb = 0; tb < TB; ++tb) {

@@ -33,6 +33,19 @@ struct ActRows {
   const uint16_t *bf16 = nullptr;
 };
 
+/// Row r of an INT4 matrix: its nibbles (paddedCols / 2 bytes), and its
+/// groups' scales and offsets (groupsPerRow() each); the rows after it
+/// follow at the same strides.
+struct Int4Row {
+  const uint8_t *q;
+  const float *scales, *offsets;
+};
+inline Int4Row int4Row(const PackedMatrix &w, int r) {
+  const std::size_t g = static_cast<std::size_t>(r) * w.groupsPerRow();
+  return {&w.q4[static_cast<std::size_t>(r) * w.paddedCols / 2], &w.scales[g],
+          &w.offsets[g]};
+}
+
 /// out[j * outStride + (r - r0)] = dot(W row r, activation row idx[j]) for
 /// r in [r0, r1), j in [0, n).
 using RowsKernel = void (*)(const PackedMatrix &w, int r0, int r1,

@@ -336,19 +336,25 @@ PackedMatrix packMatrixColumns(const void *src, DType srcType, int rows,
   m.rotation = rotation;
   const std::size_t P = m.paddedCols;
   std::vector<float> row(P, 0.f);
-  // The whole source row r, rotated: a column slice then quantises exactly
-  // like the full matrix (rotation blocks and INT8 row scales).
-  std::vector<float> full(srcCols);
-  float fullAbsMax = 0;
+  // Row r's columns [c0, c1) into `row`, and (INT8) the row's max |w|. A
+  // rotation, or the INT8 scale of a column slice, needs the whole source
+  // row (rotated): a slice then quantises exactly like the full matrix.
+  const bool whole =
+      rotation != 0 || (cfg.format == WeightFormat::INT8 && cols != srcCols);
+  std::vector<float> full(whole ? srcCols : 0);
+  float rowAbsMax = 0;
   auto fetchRow = [&](int r) {
     const std::size_t base = static_cast<std::size_t>(r) * srcCols;
-    for (int c = 0; c < srcCols; ++c)
-      full[c] = loadSrc(src, srcType, base + c);
-    hadamardRotate(full.data(), srcCols, rotation);
-    fullAbsMax = 0;
-    for (float v : full)
-      fullAbsMax = std::max(fullAbsMax, std::fabs(v));
-    std::copy(full.begin() + c0, full.begin() + c1, row.begin());
+    float *dst = whole ? full.data() : row.data();
+    const int c0Src = whole ? 0 : c0, n = whole ? srcCols : cols;
+    for (int c = 0; c < n; ++c)
+      dst[c] = loadSrc(src, srcType, base + c0Src + c);
+    hadamardRotate(dst, n, rotation);
+    rowAbsMax = 0;
+    for (int c = 0; c < n; ++c)
+      rowAbsMax = std::max(rowAbsMax, std::fabs(dst[c]));
+    if (whole)
+      std::copy(full.begin() + c0, full.begin() + c1, row.begin());
   };
   switch (cfg.format) {
   case WeightFormat::BF16:
@@ -365,7 +371,7 @@ PackedMatrix packMatrixColumns(const void *src, DType srcType, int rows,
     m.rowSum.assign(rows * P / detail::kActBlock, 0);
     for (int r = 0; r < rows; ++r) {
       fetchRow(r);
-      float s = fullAbsMax / 127.f;
+      float s = rowAbsMax / 127.f;
       m.scales[r] = s;
       for (int c = 0; c < cols; ++c) {
         int v = s != 0 ? static_cast<int>(std::nearbyint(row[c] / s)) : 0;
@@ -435,18 +441,10 @@ bool wantsTiles(const QuantConfig &cfg) {
 }
 
 bool wantsRows(const QuantConfig &cfg) {
-  if (cfg.format == WeightFormat::INT4)
-    return true; // no tile layout: Only behaves as rows
-  switch (cfg.tiles) {
-  case TilePacking::Always:
-  case TilePacking::Never:
-    return true;
-  case TilePacking::Only:
-    return false;
-  case TilePacking::Auto:
-    return !pathSupported(KernelPath::AMX, cfg.format);
-  }
-  return true;
+  // INT4 has no tile layout (Only behaves as rows); Always keeps both; the
+  // other choices keep exactly one layout.
+  return cfg.format == WeightFormat::INT4 || cfg.tiles == TilePacking::Always ||
+         !wantsTiles(cfg);
 }
 
 void addTileLayout(PackedMatrix &m) {

@@ -554,6 +554,10 @@ void BM_Moe(benchmark::State &state, Case c) {
   state.counters["ms_gate_up"] = st.gateUp * 1e3;
   state.counters["ms_quant_h"] = st.quantH * 1e3;
   state.counters["ms_down"] = st.down * 1e3;
+  state.counters["ms_gate_up_busy_mean"] = st.gateUpBusyMean * 1e3;
+  state.counters["ms_gate_up_busy_max"] = st.gateUpBusyMax * 1e3;
+  state.counters["ms_down_busy_mean"] = st.downBusyMean * 1e3;
+  state.counters["ms_down_busy_max"] = st.downBusyMax * 1e3;
   state.counters["ms_rows"] = st.rows * 1e3;
   state.counters["ms_combine"] = st.combine * 1e3;
   state.counters["panel_experts"] = st.panelExperts;

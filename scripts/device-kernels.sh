@@ -30,6 +30,10 @@
 #      the AMX ceilings, micro-kernels and prefill (and the PyTorch peer) once
 #      per placement of KT_PLACEMENTS ("threads:cpulist" words).
 #
+#   4. optional: `KT_AB_VAR=NAME scripts/device-kernels.sh ab` times the
+#      benchmark in alternating rounds under each value of an environment
+#      switch (see ab() below).
+#
 # Environment for `run`: KT_BENCH_MIN_TIME (default 0.2), KT_BENCH_FILTER
 # (default: all), KT_TESTS=0 to skip the tests, JOBS (default: nproc),
 # KT_PEER_TIMEOUT (default 240 s),
@@ -197,9 +201,35 @@ threads() {
   done
 }
 
+# A/B study of a run-time switch: KT_AB_ROUNDS (default 3) alternating
+# rounds, each running the benchmark (KT_BENCH_FILTER, default the AMX
+# prefill cases) once per value of KT_AB_VALUES (default "0 1") given to the
+# environment variable KT_AB_VAR, so that drift of a noisy machine hits
+# every value alike.
+ab() {
+  build
+  local var=${KT_AB_VAR:?set KT_AB_VAR to the environment variable to vary}
+  local filter=${KT_BENCH_FILTER:-'^moe/amx_(bf16|int8)/tokens:(512|2048)/'}
+  local r v
+  for r in $(seq "${KT_AB_ROUNDS:-3}"); do
+    for v in ${KT_AB_VALUES:-0 1}; do
+      echo "== round $r: $var=$v"
+      env "$var=$v" build-device/bench/kt-bench-moe --benchmark_format=json \
+        --benchmark_filter="$filter" \
+        --benchmark_min_time="${KT_BENCH_MIN_TIME:-0.1}" \
+        ${KT_BENCH_REPS:+--benchmark_repetitions="$KT_BENCH_REPS" \
+          --benchmark_enable_random_interleaving=true \
+          --benchmark_report_aggregates_only=true} \
+        > "$out/ab_${r}_$v.json" 2>/dev/null || echo "bench rc=$?"
+      summarise "$out/ab_${r}_$v.json"
+    done
+  done
+}
+
 case "${1:-}" in
   stage) stage ;;
   run) run ;;
   threads) threads ;;
-  *) echo "usage: $0 stage|run|threads" >&2; exit 2 ;;
+  ab) ab ;;
+  *) echo "usage: $0 stage|run|threads|ab" >&2; exit 2 ;;
 esac

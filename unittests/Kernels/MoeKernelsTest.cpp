@@ -405,7 +405,9 @@ INSTANTIATE_TEST_SUITE_P(
 // The panel pipeline (MoeTiled.cpp: experts with many tokens), forced for
 // every expert, on odd shapes: H and I not multiples of 16 / 32 / 128, 1 ..
 // 130 tokens over 5 experts (partial 16- and 32-row panels), some slots
-// skipped. Every case is checked against float64 with the dequantised
+// skipped, and 1000 tokens (~330 pairs per expert: the down phase splits
+// each expert's pairs into two token ranges whose panels start at unaligned
+// rows). Every case is checked against float64 with the dequantised
 // weights and against the scalar row path; the hardware micro-kernels (AMX,
 // VNNI) must also reproduce the portable reference micro-kernel run through
 // the same pipeline (MoeOptions::emulatePanels), which runs on every CPU.
@@ -460,7 +462,7 @@ TEST_P(MoePanel, OddShapesMatchReferences) {
   QuantConfig cfg = f.cfg;
   cfg.tiles = TilePacking::Always;
   for (auto [H, I] : {std::pair{200, 72}, std::pair{130, 40}}) {
-    for (int T : {1, 3, 17, 64, 130}) {
+    for (int T : {1, 3, 17, 64, 130, 1000}) {
       SCOPED_TRACE("H=" + std::to_string(H) + " I=" + std::to_string(I) +
                    " T=" + std::to_string(T));
       Problem p = makeProblem(5, H, I, T, 2, 3000 + T + H, /*skipSome=*/true);

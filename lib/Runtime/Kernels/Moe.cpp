@@ -314,9 +314,10 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   float *xs = int8 ? ws.take<float>(TPH / detail::kActBlock) : nullptr;
   int8_t *x8 = s8 ? ws.take<int8_t>(TPH) : nullptr;
   uint16_t *xb = b16 ? ws.take<uint16_t>(TPH) : nullptr;
+  const std::size_t AH = detail::accumStride(H);
   float *accum = big.empty() && tiny.empty()
                      ? nullptr
-                     : ws.take<float>(static_cast<std::size_t>(T) * H);
+                     : ws.take<float>(static_cast<std::size_t>(T) * AH);
   pool.run(T, [&](int t, int) {
     const std::size_t o = static_cast<std::size_t>(t) * PH;
     float *dst = xf + o;
@@ -341,8 +342,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
       for (int i = 0; i < PH; ++i)
         xb[o + i] = f32ToBf16(dst[i]);
     if (accum)
-      std::fill(accum + static_cast<std::size_t>(t) * H,
-                accum + static_cast<std::size_t>(t + 1) * H, 0.f);
+      std::fill_n(accum + t * AH, H, 0.f);
   });
 
   if (st) {
@@ -446,8 +446,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   pool.run(T, [&](int t, int) {
     float *acc = xf + static_cast<std::size_t>(t) * PH; // reuse as fp32 sum
     if (accum)
-      std::copy(accum + static_cast<std::size_t>(t) * H,
-                accum + static_cast<std::size_t>(t + 1) * H, acc);
+      std::copy_n(accum + t * AH, H, acc);
     else
       std::fill(acc, acc + H, 0.f);
     for (int j = 0; j < K; ++j) {

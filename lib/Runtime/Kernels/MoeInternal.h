@@ -185,13 +185,20 @@ private:
 /// Runs the experts in `experts` (each routed >= 1 token) through `k`:
 /// expert-major activation panels, fused gate/up, h quantised once per pair,
 /// and down tasks that own blocks of the hidden dimension and add
-/// weight * y straight into accum [tokens, hidden] (fp32, zeroed by the
-/// caller). xf: fp32 activation rows of stride = the weights' paddedCols.
-/// opts: task sizes (panelGateRows, panelDownRows) and stats.
+/// weight * y straight into accum [tokens, hidden] (fp32, rows of
+/// accumStride(hidden) floats, zeroed by the caller). xf: fp32 activation
+/// rows of stride = the weights' paddedCols. opts: task sizes
+/// (panelGateRows, panelDownRows) and stats.
 void runPanelExperts(const MoeWeights &w, const Routing &rt,
                      const std::vector<int> &experts, const PanelKernel &k,
                      const float *xf, int tokens, ThreadPool &pool,
                      Workspace &ws, float *accum, const MoeOptions &opts);
+
+/// Row stride (floats) of the panel pipeline's accumulator: hidden rounded
+/// up to 16, plus 16. Real hidden sizes are multiples of 1024 floats (4
+/// KiB), so unpadded rows would all fall into the same few L1 / L2 sets and
+/// a down task's column slice of every token row would not stay in L2.
+int accumStride(int hidden);
 
 /// The process-wide pool of `threads` threads (MoeOptions::threads), made
 /// on first use.

@@ -18,9 +18,12 @@
 //  3. INT8 weights: each pair's h row is rotated as the down weights are
 //     (PackedMatrix::rotation); INT8 activations: quantised to 8 bits with
 //     one scale.
-//  4. down: tasks own kPanelDownRows rows of the hidden dimension and loop
-//     over every expert, adding weight * y into accum[token] directly: no
+//  4. down: tasks own kPanelDownRows rows of the hidden dimension (and, with
+//     many tokens per expert, one of up to 4 token ranges) and loop over
+//     every expert, adding weight * y into accum[token] directly: no
 //     per-pair y buffer and no separate combine pass for these experts.
+//     accum rows are padded (accumStride) so that they spread over the
+//     cache sets.
 // Phases smaller than kInlineElements run on the calling thread.
 //
 //===----------------------------------------------------------------------===//
@@ -51,12 +54,18 @@ char *Workspace::take(std::size_t bytes) {
 
 void Workspace::reset() { next_ = 0; }
 
+int accumStride(int hidden) { return (hidden + 15) / 16 * 16 + 16; }
+
 namespace {
 
 constexpr int kPanelRows = 32; // tokens per micro-kernel call
 constexpr int kTileBytesAll = kTileRows * kTileBytes; // 1 KiB
 /// Most 16-row weight blocks per task (gate/up or down task rows / 16).
 constexpr int kMaxTaskBlocks = 64;
+/// Down tasks: one token split per this many pairs per expert, at most
+/// kMaxDownSplits (see step 4).
+constexpr int kDownSplitPairs = 128;
+constexpr int kMaxDownSplits = 4;
 
 inline int pad16(int n) { return (n + 15) / 16 * 16; }
 
@@ -121,7 +130,32 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   };
   if (experts.empty())
     return;
+  // With stats: each thread's time inside the tasks of a phase (timed(fn)
+  // wraps a task function), summed up per phase by addBusy.
+  std::vector<double> busy(stats ? pool.size() : 0);
+  auto timed = [&](auto fn) {
+    return [&busy, stats, fn](int ti, int th) {
+      if (!stats)
+        return fn(ti, th);
+      const auto t0 = Clock::now();
+      fn(ti, th);
+      busy[th] += std::chrono::duration<double>(Clock::now() - t0).count();
+    };
+  };
+  auto addBusy = [&](double MoeStats::*mean, double MoeStats::*max) {
+    if (!stats)
+      return;
+    double sum = 0, top = 0;
+    for (double &b : busy) {
+      sum += b;
+      top = std::max(top, b);
+      b = 0;
+    }
+    stats->*mean += sum / static_cast<double>(busy.size());
+    stats->*max += top;
+  };
   const int H = w.hidden, I = w.intermediate;
+  const std::size_t AH = accumStride(H);
   const int PH = w.gate[experts[0]].paddedCols; // x row stride (elements)
   const int PI = w.down[experts[0]].paddedCols;
   const bool int8 = k.int8;
@@ -141,7 +175,9 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   L.base[NE] = L.rows;
 
   char *xp = ws.take(static_cast<std::size_t>(L.rows) * L.xStride);
-  char *hp = ws.take(static_cast<std::size_t>(L.rows) * L.hStride);
+  // kPanelRows rows of slack: a down task's panel may start at any row (a
+  // token split, step 4) and the AMX kernel reads whole 16-row tiles.
+  char *hp = ws.take(static_cast<std::size_t>(L.rows + kPanelRows) * L.hStride);
   float *xs = ws.take<float>(L.rows);
   float *hs = ws.take<float>(L.rows);
   float *hf = int8 ? ws.take<float>(static_cast<std::size_t>(L.rows) * PI)
@@ -241,41 +277,44 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   for (int i = 0; i < NE; ++i)
     for (int r0 = 0; r0 < iTileRows; r0 += gateRows)
       tasks.push_back({i, r0});
-  pool.run(static_cast<int>(tasks.size()), [&](int ti, int th) {
-    const Task t = tasks[ti];
-    const int e = experts[t.i], n = rt.count(e);
-    const int r1 = std::min(t.r0 + gateRows, iTileRows);
-    const PackedMatrix &G = w.gate[e], &U = w.up[e];
-    alignas(64) int32_t cbuf[kPanelRows * 32];
-    uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
-    const char *gb[kMaxTaskBlocks], *ub[kMaxTaskBlocks];
-    blocks(G, t.r0, r1, dq, gb);
-    blocks(U, t.r0, r1, dq ? dq + (r1 - t.r0) / kTileRows * gateBlock : nullptr,
-           ub);
-    for (int j0 = 0; j0 < n; j0 += kPanelRows) {
-      const int M = std::min(kPanelRows, n - j0);
-      const long row0 = L.base[t.i] + j0;
-      for (int rb = t.r0; rb < r1; rb += kTileRows) {
-        const int q = (rb - t.r0) / kTileRows;
-        k.micro(xp + row0 * L.xStride, L.xStride, M, gb[q], ub[q], L.xChunks,
-                cbuf);
-        const int nc = std::min(kTileRows, I - rb);
-        const int32_t *gc = correction(G, rb);
-        const int32_t *uc = correction(U, rb);
-        for (int m = 0; m < M; ++m) {
-          const long row = row0 + m;
-          epi.gateUp(cbuf + m * 32, nc, xs[row], int8 ? &G.scales[rb] : nullptr,
-                     int8 ? &U.scales[rb] : nullptr, gc, uc,
-                     int8 ? hf + row * PI + rb : nullptr,
-                     int8 ? nullptr
-                          : reinterpret_cast<uint16_t *>(hp + row * L.hStride) +
-                                rb);
+  pool.run(
+      static_cast<int>(tasks.size()), timed([&](int ti, int th) {
+        const Task t = tasks[ti];
+        const int e = experts[t.i], n = rt.count(e);
+        const int r1 = std::min(t.r0 + gateRows, iTileRows);
+        const PackedMatrix &G = w.gate[e], &U = w.up[e];
+        alignas(64) int32_t cbuf[kPanelRows * 32];
+        uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
+        const char *gb[kMaxTaskBlocks], *ub[kMaxTaskBlocks];
+        blocks(G, t.r0, r1, dq, gb);
+        blocks(U, t.r0, r1,
+               dq ? dq + (r1 - t.r0) / kTileRows * gateBlock : nullptr, ub);
+        for (int j0 = 0; j0 < n; j0 += kPanelRows) {
+          const int M = std::min(kPanelRows, n - j0);
+          const long row0 = L.base[t.i] + j0;
+          for (int rb = t.r0; rb < r1; rb += kTileRows) {
+            const int q = (rb - t.r0) / kTileRows;
+            k.micro(xp + row0 * L.xStride, L.xStride, M, gb[q], ub[q],
+                    L.xChunks, cbuf);
+            const int nc = std::min(kTileRows, I - rb);
+            const int32_t *gc = correction(G, rb);
+            const int32_t *uc = correction(U, rb);
+            for (int m = 0; m < M; ++m) {
+              const long row = row0 + m;
+              epi.gateUp(
+                  cbuf + m * 32, nc, xs[row], int8 ? &G.scales[rb] : nullptr,
+                  int8 ? &U.scales[rb] : nullptr, gc, uc,
+                  int8 ? hf + row * PI + rb : nullptr,
+                  int8 ? nullptr
+                       : reinterpret_cast<uint16_t *>(hp + row * L.hStride) +
+                             rb);
+            }
+          }
         }
-      }
-    }
-  });
+      }));
 
   lap(&MoeStats::gateUp);
+  addBusy(&MoeStats::gateUpBusyMean, &MoeStats::gateUpBusyMax);
 
   // 3. Each pair's h row rotated as the down weights are (INT8 weights),
   // and INT8: quantised (padding rows were zeroed in 1).
@@ -311,37 +350,65 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   // expert, token panels outside and weight block pairs inside (each h
   // panel read once for all the task's rows).
   const int hTileRows = w.down[experts[0]].tileRows();
-  const int nTasks = (hTileRows + downRows - 1) / downRows;
-  pool.run(nTasks, [&](int ti, int th) {
-    const int r0 = ti * downRows;
-    const int r1 = std::min(r0 + downRows, hTileRows);
-    alignas(64) int32_t cbuf[kPanelRows * 32];
-    uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
-    const char *db[kMaxTaskBlocks];
-    for (int i = 0; i < NE; ++i) {
-      const int e = experts[i], n = rt.count(e), p0 = rt.offsets[e];
-      const PackedMatrix &D = w.down[e];
-      blocks(D, r0, r1, dq, db);
-      for (int j0 = 0; j0 < n; j0 += kPanelRows) {
-        const int M = std::min(kPanelRows, n - j0);
-        const long row0 = L.base[i] + j0;
-        for (int rb = r0; rb < r1; rb += 2 * kTileRows) {
-          const int q = (rb - r0) / kTileRows;
-          k.micro(hp + row0 * L.hStride, L.hStride, M, db[q],
-                  rb + kTileRows < r1 ? db[q + 1] : nullptr, L.hChunks, cbuf);
-          const int nc = std::min(2 * kTileRows, H - rb);
-          for (int m = 0; m < M; ++m) {
-            const int p = p0 + j0 + m;
-            float *o = accum + static_cast<std::size_t>(rt.token[p]) * H + rb;
-            const float f = int8 ? rt.weight[p] * hs[row0 + m] : rt.weight[p];
-            epi.down(cbuf + m * 32, nc, f, int8 ? &D.scales[rb] : nullptr,
-                     correction(D, rb), o);
+  const int rowTasks = (hTileRows + downRows - 1) / downRows;
+  // Token splits: task (row block, split s) handles the pairs whose token
+  // is in [s, s + 1) * tokens / S, a contiguous range of each expert's
+  // panel (pairs are in token order). Tasks then write disjoint accum rows
+  // and there are S times as many to balance over the threads, but each
+  // reads its weight blocks for fewer tokens: S = pairs per expert /
+  // kDownSplitPairs, 1 to kMaxDownSplits (docs/performance.md, "token
+  // splits"). Dequantising kernels keep S = 1 (each task would dequantise
+  // its blocks again).
+  const int S =
+      k.dequant ? 1
+                : std::clamp(pairs / (NE * kDownSplitPairs), 1, kMaxDownSplits);
+  std::vector<int> cut(static_cast<std::size_t>(NE) * (S + 1));
+  for (int i = 0; i < NE; ++i) {
+    const int e = experts[i];
+    const int *tok = rt.token.data() + rt.offsets[e];
+    for (int s = 0; s <= S; ++s)
+      cut[i * (S + 1) + s] =
+          static_cast<int>(std::lower_bound(tok, tok + rt.count(e),
+                                            static_cast<long>(tokens) * s / S) -
+                           tok);
+  }
+  pool.run(
+      rowTasks * S, timed([&](int ti, int th) {
+        const int r0 = ti / S * downRows, s = ti % S;
+        const int r1 = std::min(r0 + downRows, hTileRows);
+        alignas(64) int32_t cbuf[kPanelRows * 32];
+        uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
+        const char *db[kMaxTaskBlocks];
+        for (int i = 0; i < NE; ++i) {
+          const int e = experts[i], p0 = rt.offsets[e];
+          const int jb = cut[i * (S + 1) + s], n = cut[i * (S + 1) + s + 1];
+          if (jb == n)
+            continue;
+          const PackedMatrix &D = w.down[e];
+          blocks(D, r0, r1, dq, db);
+          for (int j0 = jb; j0 < n; j0 += kPanelRows) {
+            const int M = std::min(kPanelRows, n - j0);
+            const long row0 = L.base[i] + j0;
+            for (int rb = r0; rb < r1; rb += 2 * kTileRows) {
+              const int q = (rb - r0) / kTileRows;
+              k.micro(hp + row0 * L.hStride, L.hStride, M, db[q],
+                      rb + kTileRows < r1 ? db[q + 1] : nullptr, L.hChunks,
+                      cbuf);
+              const int nc = std::min(2 * kTileRows, H - rb);
+              for (int m = 0; m < M; ++m) {
+                const int p = p0 + j0 + m;
+                float *o = accum + rt.token[p] * AH + rb;
+                const float f =
+                    int8 ? rt.weight[p] * hs[row0 + m] : rt.weight[p];
+                epi.down(cbuf + m * 32, nc, f, int8 ? &D.scales[rb] : nullptr,
+                         correction(D, rb), o);
+              }
+            }
           }
         }
-      }
-    }
-  });
+      }));
   lap(&MoeStats::down);
+  addBusy(&MoeStats::downBusyMean, &MoeStats::downBusyMax);
 }
 
 } // namespace kt::kernels::detail

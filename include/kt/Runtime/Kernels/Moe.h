@@ -291,6 +291,12 @@ struct MoeStats {
   double down = 0;    ///< panel pipeline: down + accumulation
   double rows = 0;    ///< row kernels (experts with few tokens)
   double combine = 0; ///< weighted sum per token
+  /// Panel pipeline, gate/up and down phases: time spent inside tasks, mean
+  /// over the pool's threads and the busiest thread's. The phase time minus
+  /// the busiest thread's is synchronisation; busiest minus mean is
+  /// imbalance (a slow core, or too few tasks).
+  double gateUpBusyMean = 0, gateUpBusyMax = 0;
+  double downBusyMean = 0, downBusyMax = 0;
   int panelExperts = 0, rowExperts = 0;
 };
 

@@ -97,10 +97,11 @@ struct PanelEpilogue {
   void (*gateUp)(const void *C, int nc, float xs, const float *gs,
                  const float *us, const int32_t *gCorr, const int32_t *uCorr,
                  float *hf, uint16_t *hb) = nullptr;
-  /// One token row of a down result: o[c] += f * C[c] (BF16, s null) or
-  /// o[c] += f * s[c] * (C[c] - corr[c]) (INT8; corr may be null), c < nc.
-  void (*down)(const void *C, int nc, float f, const float *s,
-               const int32_t *corr, float *o) = nullptr;
+  /// The M token rows of a down result (row stride 32 elements): for each
+  /// m < M and c < nc (<= 32), o[m][c] += f[m] * C[m][c] (BF16, s null) or
+  /// o[m][c] += f[m] * s[c] * (C[m][c] - corr[c]) (INT8; corr may be null).
+  void (*down)(const void *C, int M, int nc, const float *f, const float *s,
+               const int32_t *corr, float *const *o) = nullptr;
   /// Per-row symmetric INT8: q = clamp(round(x / s), -127, 127) with
   /// s = max|x[0..n)| / 127; writes `stride` bytes (q, or q + 128 when
   /// unsignedA; padding = zero) and returns s.

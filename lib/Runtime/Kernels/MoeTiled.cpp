@@ -389,20 +389,22 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
           for (int j0 = jb; j0 < n; j0 += kPanelRows) {
             const int M = std::min(kPanelRows, n - j0);
             const long row0 = L.base[i] + j0;
+            // Each token's factor and accum row (at column r0).
+            float f[kPanelRows], *o[kPanelRows];
+            for (int m = 0; m < M; ++m) {
+              const int p = p0 + j0 + m;
+              f[m] = int8 ? rt.weight[p] * hs[row0 + m] : rt.weight[p];
+              o[m] = accum + rt.token[p] * AH + r0;
+            }
             for (int rb = r0; rb < r1; rb += 2 * kTileRows) {
               const int q = (rb - r0) / kTileRows;
               k.micro(hp + row0 * L.hStride, L.hStride, M, db[q],
                       rb + kTileRows < r1 ? db[q + 1] : nullptr, L.hChunks,
                       cbuf);
-              const int nc = std::min(2 * kTileRows, H - rb);
-              for (int m = 0; m < M; ++m) {
-                const int p = p0 + j0 + m;
-                float *o = accum + rt.token[p] * AH + rb;
-                const float f =
-                    int8 ? rt.weight[p] * hs[row0 + m] : rt.weight[p];
-                epi.down(cbuf + m * 32, nc, f, int8 ? &D.scales[rb] : nullptr,
-                         correction(D, rb), o);
-              }
+              epi.down(cbuf, M, std::min(2 * kTileRows, H - rb), f,
+                       int8 ? &D.scales[rb] : nullptr, correction(D, rb), o);
+              for (int m = 0; m < M; ++m)
+                o[m] += 2 * kTileRows;
             }
           }
         }

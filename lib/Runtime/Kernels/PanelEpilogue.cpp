@@ -49,16 +49,19 @@ void gateUpScalar(const void *C, int nc, float xs, const float *gs,
   }
 }
 
-void downScalar(const void *C, int nc, float f, const float *s,
-                const int32_t *corr, float *o) {
-  if (s) {
-    const int32_t *ci = static_cast<const int32_t *>(C);
-    for (int c = 0; c < nc; ++c)
-      o[c] += f * s[c] * static_cast<float>(ci[c] - (corr ? corr[c] : 0));
-  } else {
-    const float *cf = static_cast<const float *>(C);
-    for (int c = 0; c < nc; ++c)
-      o[c] += f * cf[c];
+void downScalar(const void *C, int M, int nc, const float *f, const float *s,
+                const int32_t *corr, float *const *o) {
+  for (int m = 0; m < M; ++m) {
+    if (s) {
+      const int32_t *ci = static_cast<const int32_t *>(C) + m * 32;
+      for (int c = 0; c < nc; ++c)
+        o[m][c] +=
+            f[m] * s[c] * static_cast<float>(ci[c] - (corr ? corr[c] : 0));
+    } else {
+      const float *cf = static_cast<const float *>(C) + m * 32;
+      for (int c = 0; c < nc; ++c)
+        o[m][c] += f[m] * cf[c];
+    }
   }
 }
 
@@ -150,24 +153,46 @@ KT_TARGET void gateUp512(const void *C, int nc, float xs, const float *gs,
     _mm256_mask_storeu_epi16(hb, m, bf16x16(h));
 }
 
-KT_TARGET void down512(const void *C, int nc, float f, const float *s,
-                       const int32_t *corr, float *o) {
-  const __m512 fv = _mm512_set1_ps(f);
-  for (int c = 0; c < nc; c += 16) {
-    const int left = nc - c;
-    const __mmask16 m =
-        left >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+/// down512 for one 16-column half h (mask k): the scales and corrections
+/// are loaded once for all M rows.
+template <bool Int8>
+KT_TARGET inline void down512Half(const void *C, int M, int h, __mmask16 k,
+                                  const float *f, const float *s,
+                                  const int32_t *corr, float *const *o) {
+  const int c = 16 * h;
+  __m512 sv = _mm512_setzero_ps();
+  __m512i cv = _mm512_setzero_si512();
+  if constexpr (Int8) {
+    sv = _mm512_maskz_loadu_ps(k, s + c);
+    if (corr)
+      cv = _mm512_maskz_loadu_epi32(k, corr + c);
+  }
+  for (int m = 0; m < M; ++m) {
     __m512 v;
-    if (s) {
-      __m512i ci = _mm512_loadu_si512(static_cast<const int32_t *>(C) + c);
-      if (corr)
-        ci = _mm512_sub_epi32(ci, _mm512_maskz_loadu_epi32(m, corr + c));
-      v = _mm512_mul_ps(_mm512_cvtepi32_ps(ci),
-                        _mm512_mul_ps(fv, _mm512_maskz_loadu_ps(m, s + c)));
+    if constexpr (Int8) {
+      const __m512i ci = _mm512_sub_epi32(
+          _mm512_loadu_si512(static_cast<const int32_t *>(C) + m * 32 + c), cv);
+      v = _mm512_mul_ps(_mm512_cvtepi32_ps(ci), sv);
     } else {
-      v = _mm512_mul_ps(fv, _mm512_loadu_ps(static_cast<const float *>(C) + c));
+      v = _mm512_loadu_ps(static_cast<const float *>(C) + m * 32 + c);
     }
-    _mm512_mask_storeu_ps(o + c, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, o + c), v));
+    float *om = o[m] + c;
+    _mm512_mask_storeu_ps(
+        om, k,
+        _mm512_fmadd_ps(v, _mm512_set1_ps(f[m]), _mm512_maskz_loadu_ps(k, om)));
+  }
+}
+
+KT_TARGET void down512(const void *C, int M, int nc, const float *f,
+                       const float *s, const int32_t *corr, float *const *o) {
+  for (int h = 0; 16 * h < nc; ++h) {
+    const int left = nc - 16 * h;
+    const __mmask16 k = left >= 16 ? __mmask16(0xffff)
+                                   : static_cast<__mmask16>((1u << left) - 1);
+    if (s)
+      down512Half<true>(C, M, h, k, f, s, corr, o);
+    else
+      down512Half<false>(C, M, h, k, f, s, corr, o);
   }
 }
 

@@ -89,14 +89,15 @@ using PanelMicro = void (*)(const char *A, long aStride, int M,
 
 /// Element-wise steps around the panel micro-kernels (PanelEpilogue.cpp).
 struct PanelEpilogue {
-  /// One token row of a gate/up micro-kernel result (16 gate then 16 up
-  /// columns): h[c] = silu(g[c]) * u[c] for c < nc (<= 16), written as fp32
-  /// (hf) or bf16 (hb, the other null). INT8 (gs non-null): g[c] =
-  /// (C[c] - gCorr[c]) * xs * gs[c], likewise u; gCorr/uCorr may be null.
-  /// BF16: C holds fp32 values.
-  void (*gateUp)(const void *C, int nc, float xs, const float *gs,
+  /// The M token rows of a gate/up micro-kernel result (row stride 32: 16
+  /// gate then 16 up columns): h[m][c] = silu(g[m][c]) * u[m][c] for c < nc
+  /// (<= 16), written as fp32 (hf) or bf16 (hb, the other null), rows
+  /// hStride elements apart. INT8 (gs non-null): g[m][c] = (C[m][c] -
+  /// gCorr[c]) * xs[m] * gs[c], likewise u; gCorr/uCorr may be null. BF16:
+  /// C holds fp32 values.
+  void (*gateUp)(const void *C, int M, int nc, const float *xs, const float *gs,
                  const float *us, const int32_t *gCorr, const int32_t *uCorr,
-                 float *hf, uint16_t *hb) = nullptr;
+                 float *hf, uint16_t *hb, long hStride) = nullptr;
   /// The M token rows of a down result (row stride 32 elements): for each
   /// m < M and c < nc (<= 32), o[m][c] += f[m] * C[m][c] (BF16, s null) or
   /// o[m][c] += f[m] * s[c] * (C[m][c] - corr[c]) (INT8; corr may be null).

@@ -299,16 +299,13 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
             const int nc = std::min(kTileRows, I - rb);
             const int32_t *gc = correction(G, rb);
             const int32_t *uc = correction(U, rb);
-            for (int m = 0; m < M; ++m) {
-              const long row = row0 + m;
-              epi.gateUp(
-                  cbuf + m * 32, nc, xs[row], int8 ? &G.scales[rb] : nullptr,
-                  int8 ? &U.scales[rb] : nullptr, gc, uc,
-                  int8 ? hf + row * PI + rb : nullptr,
-                  int8 ? nullptr
-                       : reinterpret_cast<uint16_t *>(hp + row * L.hStride) +
-                             rb);
-            }
+            epi.gateUp(
+                cbuf, M, nc, xs + row0, int8 ? &G.scales[rb] : nullptr,
+                int8 ? &U.scales[rb] : nullptr, gc, uc,
+                int8 ? hf + row0 * PI + rb : nullptr,
+                int8 ? nullptr
+                     : reinterpret_cast<uint16_t *>(hp + row0 * L.hStride) + rb,
+                int8 ? PI : L.hStride / 2);
           }
         }
       }));

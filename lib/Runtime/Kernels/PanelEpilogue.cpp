@@ -27,26 +27,28 @@ namespace {
 
 inline float silu(float v) { return v / (1.f + std::exp(-v)); }
 
-void gateUpScalar(const void *C, int nc, float xs, const float *gs,
-                  const float *us, const int32_t *gCorr, const int32_t *uCorr,
-                  float *hf, uint16_t *hb) {
-  for (int c = 0; c < nc; ++c) {
-    float g, u;
-    if (gs) {
-      const int32_t *ci = static_cast<const int32_t *>(C);
-      g = static_cast<float>(ci[c] - (gCorr ? gCorr[c] : 0)) * xs * gs[c];
-      u = static_cast<float>(ci[16 + c] - (uCorr ? uCorr[c] : 0)) * xs * us[c];
-    } else {
-      const float *cf = static_cast<const float *>(C);
-      g = cf[c];
-      u = cf[16 + c];
+void gateUpScalar(const void *C, int M, int nc, const float *xs,
+                  const float *gs, const float *us, const int32_t *gCorr,
+                  const int32_t *uCorr, float *hf, uint16_t *hb, long hStride) {
+  for (int m = 0; m < M; ++m)
+    for (int c = 0; c < nc; ++c) {
+      float g, u;
+      if (gs) {
+        const int32_t *ci = static_cast<const int32_t *>(C) + m * 32;
+        g = static_cast<float>(ci[c] - (gCorr ? gCorr[c] : 0)) * xs[m] * gs[c];
+        u = static_cast<float>(ci[16 + c] - (uCorr ? uCorr[c] : 0)) * xs[m] *
+            us[c];
+      } else {
+        const float *cf = static_cast<const float *>(C) + m * 32;
+        g = cf[c];
+        u = cf[16 + c];
+      }
+      const float h = silu(g) * u;
+      if (hf)
+        hf[m * hStride + c] = h;
+      else
+        hb[m * hStride + c] = f32ToBf16(h);
     }
-    const float h = silu(g) * u;
-    if (hf)
-      hf[c] = h;
-    else
-      hb[c] = f32ToBf16(h);
-  }
 }
 
 void downScalar(const void *C, int M, int nc, const float *f, const float *s,
@@ -124,33 +126,44 @@ KT_TARGET inline __m256i bf16x16(__m512 v) {
   return _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16));
 }
 
-KT_TARGET void gateUp512(const void *C, int nc, float xs, const float *gs,
-                         const float *us, const int32_t *gCorr,
-                         const int32_t *uCorr, float *hf, uint16_t *hb) {
-  const __mmask16 m = static_cast<__mmask16>((1u << nc) - 1);
-  __m512 g, u;
+KT_TARGET void gateUp512(const void *C, int M, int nc, const float *xs,
+                         const float *gs, const float *us, const int32_t *gCorr,
+                         const int32_t *uCorr, float *hf, uint16_t *hb,
+                         long hStride) {
+  const __mmask16 k = static_cast<__mmask16>((1u << nc) - 1);
+  // INT8: scales and corrections loaded once for the M rows.
+  __m512 gsv = _mm512_setzero_ps(), usv = _mm512_setzero_ps();
+  __m512i gcv = _mm512_setzero_si512(), ucv = _mm512_setzero_si512();
   if (gs) {
-    const int32_t *ci = static_cast<const int32_t *>(C);
-    __m512i gi = _mm512_loadu_si512(ci), ui = _mm512_loadu_si512(ci + 16);
+    gsv = _mm512_maskz_loadu_ps(k, gs);
+    usv = _mm512_maskz_loadu_ps(k, us);
     if (gCorr)
-      gi = _mm512_sub_epi32(gi, _mm512_maskz_loadu_epi32(m, gCorr));
+      gcv = _mm512_maskz_loadu_epi32(k, gCorr);
     if (uCorr)
-      ui = _mm512_sub_epi32(ui, _mm512_maskz_loadu_epi32(m, uCorr));
-    const __m512 s = _mm512_set1_ps(xs);
-    g = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(gi), s),
-                      _mm512_maskz_loadu_ps(m, gs));
-    u = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ui), s),
-                      _mm512_maskz_loadu_ps(m, us));
-  } else {
-    const float *cf = static_cast<const float *>(C);
-    g = _mm512_loadu_ps(cf);
-    u = _mm512_loadu_ps(cf + 16);
+      ucv = _mm512_maskz_loadu_epi32(k, uCorr);
   }
-  const __m512 h = _mm512_mul_ps(silu512(g), u);
-  if (hf)
-    _mm512_mask_storeu_ps(hf, m, h);
-  else
-    _mm256_mask_storeu_epi16(hb, m, bf16x16(h));
+  for (int m = 0; m < M; ++m) {
+    __m512 g, u;
+    if (gs) {
+      const int32_t *ci = static_cast<const int32_t *>(C) + m * 32;
+      const __m512 s = _mm512_set1_ps(xs[m]);
+      g = _mm512_mul_ps(
+          _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_loadu_si512(ci), gcv)),
+          _mm512_mul_ps(s, gsv));
+      u = _mm512_mul_ps(_mm512_cvtepi32_ps(
+                            _mm512_sub_epi32(_mm512_loadu_si512(ci + 16), ucv)),
+                        _mm512_mul_ps(s, usv));
+    } else {
+      const float *cf = static_cast<const float *>(C) + m * 32;
+      g = _mm512_loadu_ps(cf);
+      u = _mm512_loadu_ps(cf + 16);
+    }
+    const __m512 h = _mm512_mul_ps(silu512(g), u);
+    if (hf)
+      _mm512_mask_storeu_ps(hf + m * hStride, k, h);
+    else
+      _mm256_mask_storeu_epi16(hb + m * hStride, k, bf16x16(h));
+  }
 }
 
 /// down512 for one 16-column half h (mask k): the scales and corrections

@@ -50,6 +50,12 @@ MULTI=x86_64-linux-gnu
 out=${OUT:-$PWD/build-device/out}
 
 stage() {
+  # Staging copies this machine's packages; where they are missing (the GPU
+  # machine) it would only delete the carried copy.
+  [ -d /usr/include/gtest ] && [ -d /usr/include/benchmark ] || {
+    echo "stage: no GoogleTest / Google Benchmark headers here; run it on the development machine (scripts/install-deps.sh)" >&2
+    exit 2
+  }
   rm -rf "$DEPS"
   mkdir -p "$DEPS/include" "$DEPS/lib/$MULTI/cmake" "$DEPS/share/cmake" "$DEPS/bin"
   for h in gtest gmock benchmark yaml-cpp nlohmann pcre2.h utf8proc.h; do

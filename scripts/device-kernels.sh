@@ -137,6 +137,19 @@ for r in d["results"]:
 PY
 }
 
+# kt-bench-moe with JSON output, KT_BENCH_MIN_TIME (default $1) and
+# KT_BENCH_REPS (interleaved repetitions, aggregates only); further
+# arguments go to the benchmark. Prefix it with env / taskset as needed.
+bench() {
+  local min=$1
+  shift
+  build-device/bench/kt-bench-moe --benchmark_format=json \
+    --benchmark_min_time="${KT_BENCH_MIN_TIME:-$min}" \
+    ${KT_BENCH_REPS:+--benchmark_repetitions="$KT_BENCH_REPS" \
+      --benchmark_enable_random_interleaving=true \
+      --benchmark_report_aggregates_only=true} "$@"
+}
+
 run() {
   build
   set +e
@@ -146,12 +159,7 @@ run() {
       grep -E '^\[  (PASSED|FAILED|SKIPPED) |info|skipped:'
     trc=${PIPESTATUS[0]}
   fi
-  build-device/bench/kt-bench-moe --benchmark_format=json \
-    --benchmark_min_time="${KT_BENCH_MIN_TIME:-0.2}" \
-    ${KT_BENCH_FILTER:+--benchmark_filter="$KT_BENCH_FILTER"} \
-    ${KT_BENCH_REPS:+--benchmark_repetitions="$KT_BENCH_REPS" \
-      --benchmark_enable_random_interleaving=true \
-      --benchmark_report_aggregates_only=true} \
+  bench 0.2 ${KT_BENCH_FILTER:+--benchmark_filter="$KT_BENCH_FILTER"} \
     > "$out/bench_moe.json" 2> "$out/bench_moe.err"
   local brc=$?
   set -e
@@ -190,12 +198,9 @@ threads() {
   for p in ${KT_PLACEMENTS:-16:0-15 8:0-7 8:0,2,4,6,8,10,12,14}; do
     n=${p%%:*}; cpus=${p#*:}
     echo "== $n threads on CPUs $cpus"
-    KT_BENCH_THREADS=$n taskset -c "$cpus" build-device/bench/kt-bench-moe \
-      --benchmark_format=json --benchmark_filter="$filter" \
-      --benchmark_min_time="${KT_BENCH_MIN_TIME:-0.1}" \
-      ${KT_BENCH_REPS:+--benchmark_repetitions="$KT_BENCH_REPS" \
-        --benchmark_enable_random_interleaving=true \
-        --benchmark_report_aggregates_only=true} \
+    # A subshell pinned to the CPUs (bench is a function, not a program).
+    (taskset -pc "$cpus" "$BASHPID" > /dev/null &&
+      KT_BENCH_THREADS=$n bench 0.1 --benchmark_filter="$filter") \
       > "$out/threads_$n.${cpus//,/_}.json" 2>/dev/null || echo "bench rc=$?"
     summarise "$out/threads_$n.${cpus//,/_}.json"
     if [ "${KT_PEER:-1}" != 0 ]; then
@@ -220,12 +225,7 @@ ab() {
   for r in $(seq "${KT_AB_ROUNDS:-3}"); do
     for v in ${KT_AB_VALUES:-0 1}; do
       echo "== round $r: $var=$v"
-      env "$var=$v" build-device/bench/kt-bench-moe --benchmark_format=json \
-        --benchmark_filter="$filter" \
-        --benchmark_min_time="${KT_BENCH_MIN_TIME:-0.1}" \
-        ${KT_BENCH_REPS:+--benchmark_repetitions="$KT_BENCH_REPS" \
-          --benchmark_enable_random_interleaving=true \
-          --benchmark_report_aggregates_only=true} \
+      (export "$var=$v" && bench 0.1 --benchmark_filter="$filter") \
         > "$out/ab_${r}_$v.json" 2>/dev/null || echo "bench rc=$?"
       summarise "$out/ab_${r}_$v.json"
     done

@@ -120,7 +120,7 @@ for b in d["benchmarks"]:
     c = {k: b[k] for k in ("real_time", "GBps", "TFLOPS", "frac_of_peak",
                            "frac_of_ceiling", "frac_of_read_bw",
                            "x_vnni_peak", "x_fp32_fma_peak", "slices",
-                           "threads", "tasks_per_s") if k in b}
+                           "threads", "tasks_per_s", "ns_per_iter") if k in b}
     c.update({k: b[k] for k in b if k.startswith("ms_") and b[k] > 0})
     print(b["name"], " ".join(f"{k}={v:.4g}" for k, v in c.items()), b.get("label", ""))
 PY

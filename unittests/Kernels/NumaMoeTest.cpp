@@ -139,9 +139,14 @@ TEST(Topology, NumaPoolThreadsPerNode) {
   ASSERT_EQ(p.nodes(), 3);
   EXPECT_EQ(p.threads(), 7);
   EXPECT_EQ(p.pool(0).size() + p.pool(1).size() + p.pool(2).size(), 7);
+  for (int n = 0; n < p.nodes(); ++n) // the default spin budget
+    EXPECT_EQ(p.pool(n).spinMicros(), ThreadPoolOptions{}.spinMicros);
   o.threads = 2; // fewer threads than nodes: one each
+  o.spinMicros = 0;
   NumaPool q(t, o);
   EXPECT_EQ(q.threads(), 3);
+  for (int n = 0; n < q.nodes(); ++n) // the given one
+    EXPECT_EQ(q.pool(n).spinMicros(), 0);
 }
 
 //===----------------------------------------------------------------------===//

@@ -40,6 +40,7 @@ NumaPool::NumaPool(const CpuTopology &topo, NumaPoolOptions opts)
     before += mine;
     ThreadPoolOptions po;
     po.schedule = opts.schedule;
+    po.spinMicros = opts.spinMicros;
     po.hookCaller = false; // thread 0: the caller (node 0) or the driver
     if (opts.pin && !node.cores.empty())
       po.onStart = [cores = node.cores](int t) {

@@ -377,6 +377,7 @@ ThreadPool::~ThreadPool() {
 }
 
 Schedule ThreadPool::schedule() const { return state_->opts.schedule; }
+int ThreadPool::spinMicros() const { return state_->opts.spinMicros; }
 
 void ThreadPool::run(int n, const std::function<void(int, int)> &fn) {
   if (n <= 0)

@@ -25,6 +25,8 @@ struct NumaPoolOptions {
   /// thread (index 0) to its first core.
   bool pin = true;
   Schedule schedule = Schedule::Stealing;
+  /// Every node's pool: ThreadPoolOptions::spinMicros.
+  int spinMicros = ThreadPoolOptions{}.spinMicros;
 };
 
 /// One ThreadPool per node of a topology. Thread 0 of node 0's pool is the

@@ -66,6 +66,8 @@ public:
 
   int size() const { return threads_; }
   Schedule schedule() const;
+  /// ThreadPoolOptions::spinMicros as given.
+  int spinMicros() const;
 
   /// fn(task, threadIndex) for every task in [0, n), each exactly once;
   /// returns when all are done. Calls from different threads are

@@ -1003,6 +1003,48 @@ TEST(MoeKernels, Bf16InputsAndOutputs) {
   }
 }
 
+// Activation rows that need no padding (H a multiple of 128) are read in
+// place: fp32 rows by every kernel, bf16 rows by the BF16 panel kernels
+// without widening them. Same results as fp32 rows holding the same
+// values, on the emulated panels, the AMX path (where the CPU has it) and
+// the row kernels, with some slots skipped and a mixed small / big expert
+// split.
+TEST(MoeKernels, UnpaddedRowsReadInPlace) {
+  Problem p = makeProblem(4, 256, 72, 40, 2, 23, /*skipSome=*/true);
+  std::vector<uint16_t> xb(p.x.size());
+  for (size_t i = 0; i < xb.size(); ++i) {
+    xb[i] = f32ToBf16(p.x[i]);
+    p.x[i] = bf16ToF32(xb[i]);
+  }
+  for (const Fmt &f : kFormats) {
+    SCOPED_TRACE(f.name);
+    MoeWeights w = pack(p, f.cfg);
+    std::vector<MoeOptions> runs(4);
+    runs[0].emulatePanels = true;
+    runs[0].amxMinTokens = 16; // some experts on rows, the rest on panels
+    runs[1].emulatePanels = true;
+    runs[1].amxMinTokens = 1; // all on panels: bf16 rows never widened
+    runs[2].path = KernelPath::Scalar;
+    runs[2].amxMinTokens = kRowsOnly;
+    runs[3].path = KernelPath::AMX;
+    for (MoeOptions &o : runs) {
+      if (!pathSupported(o.path, f.cfg.format) ||
+          (o.path == KernelPath::AMX && f.cfg.format != WeightFormat::INT4 &&
+           !w.hasTiles()))
+        continue;
+      o.threads = 2;
+      const std::vector<float> want = runWith(p, w, o);
+      std::vector<float> got(want.size(), NAN);
+      MoeArgs a{p.T,          p.K,          xb.data(),
+                DType::BF16,  p.ids.data(), IdType::I64,
+                p.wts.data(), got.data(),   DType::F32};
+      moeForward(w, a, o);
+      EXPECT_EQ(got, want) << toString(o.path);
+      EXPECT_LE(meanRelErr(got, originalRef(p, p.x)), f.formatBound + 5e-3);
+    }
+  }
+}
+
 TEST(MoeKernels, PackingLayout) {
   // Row 0: 0..(cols-1) scaled; check dequant round trip and padding.
   const int rows = 3, cols = 200;

@@ -308,8 +308,19 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   const std::size_t TPH = static_cast<std::size_t>(T) * PH;
 
   // Phase 1: activations (fp32 rows for both ways; row-kernel formats only
-  // when small experts exist). The accumulator of the panel pipeline.
-  float *xf = ws.take<float>(TPH);
+  // when small experts exist). fp32 input whose rows need no padding is
+  // read in place. The accumulator of the panel pipeline.
+  // bf16 input on panel-only BF16 calls (no fp32 reader) is not widened
+  // at all: the panels copy its rows.
+  const bool inPlace = args.xType == DType::F32 && PH == H;
+  const bool bf16Rows = args.xType == DType::BF16 && PH == H;
+  const bool needF32 = !bf16Rows || AS > 0 ||
+                       (!big.empty() && panel.kernel.int8) ||
+                       (!tiny.empty() && panel.small.int8);
+  float *xf = inPlace || !needF32 ? nullptr : ws.take<float>(TPH);
+  const float *xin = inPlace ? static_cast<const float *>(args.x) : xf;
+  const uint16_t *xbIn =
+      bf16Rows ? static_cast<const uint16_t *>(args.x) : nullptr;
   uint8_t *xq = int8 ? ws.take<uint8_t>(TPH) : nullptr;
   float *xs = int8 ? ws.take<float>(TPH / detail::kActBlock) : nullptr;
   int8_t *x8 = s8 ? ws.take<int8_t>(TPH) : nullptr;
@@ -320,27 +331,29 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
                      : ws.take<float>(static_cast<std::size_t>(T) * AH);
   pool.run(T, [&](int t, int) {
     const std::size_t o = static_cast<std::size_t>(t) * PH;
-    float *dst = xf + o;
-    if (args.xType == DType::F32) {
-      const float *src =
-          static_cast<const float *>(args.x) + static_cast<std::size_t>(t) * H;
-      std::copy(src, src + H, dst);
-    } else {
-      const uint16_t *src = static_cast<const uint16_t *>(args.x) +
-                            static_cast<std::size_t>(t) * H;
-      for (int i = 0; i < H; ++i)
-        dst[i] = bf16ToF32(src[i]);
+    if (xf) {
+      float *dst = xf + o;
+      if (args.xType == DType::F32) {
+        const float *src = static_cast<const float *>(args.x) +
+                           static_cast<std::size_t>(t) * H;
+        std::copy(src, src + H, dst);
+      } else {
+        const uint16_t *src = static_cast<const uint16_t *>(args.x) +
+                              static_cast<std::size_t>(t) * H;
+        for (int i = 0; i < H; ++i)
+          dst[i] = bf16ToF32(src[i]);
+      }
+      std::fill(dst + H, dst + PH, 0.f);
     }
-    std::fill(dst + H, dst + PH, 0.f);
+    const float *row = xin ? xin + o : nullptr;
     if (int8)
-      detail::quantizeRowU8(dst, H, PH, xq + o,
-                            xs + o / detail::kActBlock);
+      detail::quantizeRowU8(row, H, PH, xq + o, xs + o / detail::kActBlock);
     if (s8)
       for (int i = 0; i < PH; ++i)
         x8[o + i] = static_cast<int8_t>(xq[o + i] - 128);
     if (b16)
       for (int i = 0; i < PH; ++i)
-        xb[o + i] = f32ToBf16(dst[i]);
+        xb[o + i] = f32ToBf16(row[i]);
     if (accum)
       std::fill_n(accum + t * AH, H, 0.f);
   });
@@ -354,17 +367,17 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   // Experts on the tile layout; both calls add into accum (each takes its
   // own scratch from ws).
   if (!big.empty())
-    detail::runPanelExperts(w, rt, big, panel.kernel, xf, T, pool, ws, accum,
-                            opts);
+    detail::runPanelExperts(w, rt, big, panel.kernel, xin, xbIn, T, pool, ws,
+                            accum, opts);
   if (!tiny.empty())
-    detail::runPanelExperts(w, rt, tiny, panel.small, xf, T, pool, ws, accum,
-                            opts);
+    detail::runPanelExperts(w, rt, tiny, panel.small, xin, xbIn, T, pool, ws,
+                            accum, opts);
   mark = Clock::now();
 
   // Experts with few tokens: phases 2-4 with the row kernels.
   float *y = nullptr;
   if (AS > 0) {
-    ActRows xa{PH, xf, xq, xs, x8, xb};
+    ActRows xa{PH, xin, xq, xs, x8, xb};
     const std::size_t API = static_cast<std::size_t>(AS) * PI;
     float *h = ws.take<float>(API);
 
@@ -442,35 +455,45 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   lap(&MoeStats::rows);
 
   // Phase 5: per token, the accumulator plus the weighted y of small
-  // experts, in slot order.
-  pool.run(T, [&](int t, int) {
-    float *acc = xf + static_cast<std::size_t>(t) * PH; // reuse as fp32 sum
-    if (accum)
-      std::copy_n(accum + t * AH, H, acc);
-    else
-      std::fill(acc, acc + H, 0.f);
-    for (int j = 0; j < K; ++j) {
-      const int p = rt.slotPair[static_cast<std::size_t>(t) * K + j];
-      if (p < 0)
-        continue;
-      const int e = rt.expert[p];
-      if (smallBase[e] < 0)
-        continue; // added by the panel pipeline
-      const float wt = rt.weight[p];
-      const float *yr =
-          y + static_cast<std::size_t>(smallBase[e] + p - rt.offsets[e]) * H;
-      for (int i = 0; i < H; ++i)
-        acc[i] += wt * yr[i];
+  // experts, in slot order (without small experts: the accumulator alone).
+  float *sums = AS > 0
+                    ? ws.take<float>(static_cast<std::size_t>(H) * pool.size())
+                    : nullptr;
+  pool.run(T, [&](int t, int th) {
+    const float *acc = accum ? accum + t * AH : nullptr;
+    if (AS > 0) {
+      float *sum = sums + static_cast<std::size_t>(H) * th;
+      if (acc)
+        std::copy_n(acc, H, sum);
+      else
+        std::fill(sum, sum + H, 0.f);
+      for (int j = 0; j < K; ++j) {
+        const int p = rt.slotPair[static_cast<std::size_t>(t) * K + j];
+        if (p < 0)
+          continue;
+        const int e = rt.expert[p];
+        if (smallBase[e] < 0)
+          continue; // added by the panel pipeline
+        const float wt = rt.weight[p];
+        const float *yr =
+            y + static_cast<std::size_t>(smallBase[e] + p - rt.offsets[e]) * H;
+        for (int i = 0; i < H; ++i)
+          sum[i] += wt * yr[i];
+      }
+      acc = sum;
     }
     if (args.outType == DType::F32) {
       float *o =
           static_cast<float *>(args.out) + static_cast<std::size_t>(t) * H;
-      std::copy(acc, acc + H, o);
+      if (acc)
+        std::copy_n(acc, H, o);
+      else // every slot masked
+        std::fill(o, o + H, 0.f);
     } else {
       uint16_t *o =
           static_cast<uint16_t *>(args.out) + static_cast<std::size_t>(t) * H;
       for (int i = 0; i < H; ++i)
-        o[i] = f32ToBf16(acc[i]);
+        o[i] = acc ? f32ToBf16(acc[i]) : 0;
     }
   });
   lap(&MoeStats::combine);

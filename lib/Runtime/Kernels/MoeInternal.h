@@ -189,12 +189,15 @@ private:
 /// and down tasks that own blocks of the hidden dimension and add
 /// weight * y straight into accum [tokens, hidden] (fp32, rows of
 /// accumStride(hidden) floats, zeroed by the caller). xf: fp32 activation
-/// rows of stride = the weights' paddedCols. opts: task sizes
-/// (panelGateRows, panelDownRows) and stats.
+/// rows of stride = the weights' paddedCols; xb: the same rows in bf16, or
+/// null (a BF16 kernel then rounds xf). One of them may be null where `k`
+/// does not read it. opts: task sizes (panelGateRows, panelDownRows) and
+/// stats.
 void runPanelExperts(const MoeWeights &w, const Routing &rt,
                      const std::vector<int> &experts, const PanelKernel &k,
-                     const float *xf, int tokens, ThreadPool &pool,
-                     Workspace &ws, float *accum, const MoeOptions &opts);
+                     const float *xf, const uint16_t *xb, int tokens,
+                     ThreadPool &pool, Workspace &ws, float *accum,
+                     const MoeOptions &opts);
 
 /// Row stride (floats) of the panel pipeline's accumulator: hidden rounded
 /// up to 16, plus 16. Real hidden sizes are multiples of 1024 floats (4

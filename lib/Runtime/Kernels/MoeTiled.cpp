@@ -107,8 +107,9 @@ const char *tileBlock(const PackedMatrix &m, int rowBlock) {
 
 void runPanelExperts(const MoeWeights &w, const Routing &rt,
                      const std::vector<int> &experts, const PanelKernel &k,
-                     const float *xf, int tokens, ThreadPool &pool,
-                     Workspace &ws, float *accum, const MoeOptions &opts) {
+                     const float *xf, const uint16_t *xb, int tokens,
+                     ThreadPool &pool, Workspace &ws, float *accum,
+                     const MoeOptions &opts) {
   MoeStats *stats = opts.stats;
   // Task heights (MoeOptions; at most kMaxTaskBlocks weight blocks).
   const int gateRows =
@@ -196,18 +197,26 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
 
   // 1. Panels. Each token row is quantised / rounded once, then copied into
   // the panel of every expert it is routed to (16-row groups of pairs).
+  // Bf16 rows from the caller are copied as they are.
   const long xBytes = static_cast<long>(PH) * L.esz;
-  char *xt = ws.take(static_cast<std::size_t>(tokens) * xBytes);
+  const bool given = !int8 && xb;
+  if (!given && !xf)
+    throw std::logic_error("runPanelExperts: no activations for the kernel");
+  char *xc =
+      given ? nullptr : ws.take(static_cast<std::size_t>(tokens) * xBytes);
+  const char *xt = given ? reinterpret_cast<const char *>(xb) : xc;
   float *xts = ws.take<float>(tokens);
   const int pairs = L.rows; // panel rows (pairs, padded for tileA)
-  forEach(pool, tokens, static_cast<std::size_t>(tokens) * PH, [&](int t, int) {
-    const float *x = xf + static_cast<std::size_t>(t) * PH;
-    char *d = xt + static_cast<long>(t) * xBytes;
-    if (int8)
-      xts[t] = epi.quantize(x, H, PH, k.unsignedA, d);
-    else
-      epi.toBf16(x, PH, reinterpret_cast<uint16_t *>(d));
-  });
+  if (!given)
+    forEach(pool, tokens, static_cast<std::size_t>(tokens) * PH,
+            [&](int t, int) {
+              const float *x = xf + static_cast<std::size_t>(t) * PH;
+              char *d = xc + static_cast<long>(t) * xBytes;
+              if (int8)
+                xts[t] = epi.quantize(x, H, PH, k.unsignedA, d);
+              else
+                epi.toBf16(x, PH, reinterpret_cast<uint16_t *>(d));
+            });
   struct Group { int i, j0; };
   std::vector<Group> groups;
   for (int i = 0; i < NE; ++i)

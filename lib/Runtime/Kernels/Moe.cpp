@@ -308,10 +308,10 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   const std::size_t TPH = static_cast<std::size_t>(T) * PH;
 
   // Phase 1: activations (fp32 rows for both ways; row-kernel formats only
-  // when small experts exist). fp32 input whose rows need no padding is
-  // read in place. The accumulator of the panel pipeline.
-  // bf16 input on panel-only BF16 calls (no fp32 reader) is not widened
-  // at all: the panels copy its rows.
+  // when small experts exist), and the panel pipeline's accumulator. Rows
+  // that need no padding are not copied: fp32 input is read in place, and
+  // bf16 input is not widened at all where no kernel reads fp32 rows (the
+  // BF16 panels copy its rows as they are).
   const bool inPlace = args.xType == DType::F32 && PH == H;
   const bool bf16Rows = args.xType == DType::BF16 && PH == H;
   const bool needF32 = !bf16Rows || AS > 0 ||

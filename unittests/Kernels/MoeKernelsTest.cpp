@@ -1007,8 +1007,8 @@ TEST(MoeKernels, Bf16InputsAndOutputs) {
 // place: fp32 rows by every kernel, bf16 rows by the BF16 panel kernels
 // without widening them. Same results as fp32 rows holding the same
 // values, on the emulated panels, the AMX path (where the CPU has it) and
-// the row kernels, with some slots skipped and a mixed small / big expert
-// split.
+// the row kernels (AVX512-BF16 ones read bf16 input rows as they are),
+// with some slots skipped and a mixed small / big expert split.
 TEST(MoeKernels, UnpaddedRowsReadInPlace) {
   Problem p = makeProblem(4, 256, 72, 40, 2, 23, /*skipSome=*/true);
   std::vector<uint16_t> xb(p.x.size());
@@ -1019,7 +1019,7 @@ TEST(MoeKernels, UnpaddedRowsReadInPlace) {
   for (const Fmt &f : kFormats) {
     SCOPED_TRACE(f.name);
     MoeWeights w = pack(p, f.cfg);
-    std::vector<MoeOptions> runs(4);
+    std::vector<MoeOptions> runs(5);
     runs[0].emulatePanels = true;
     runs[0].amxMinTokens = 16; // some experts on rows, the rest on panels
     runs[1].emulatePanels = true;
@@ -1027,6 +1027,8 @@ TEST(MoeKernels, UnpaddedRowsReadInPlace) {
     runs[2].path = KernelPath::Scalar;
     runs[2].amxMinTokens = kRowsOnly;
     runs[3].path = KernelPath::AMX;
+    runs[4].path = KernelPath::AVX512BF16; // BF16: rows read bf16 input
+    runs[4].amxMinTokens = kRowsOnly;
     for (MoeOptions &o : runs) {
       if (!pathSupported(o.path, f.cfg.format) ||
           (o.path == KernelPath::AMX && f.cfg.format != WeightFormat::INT4 &&

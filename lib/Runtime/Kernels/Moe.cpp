@@ -324,7 +324,9 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   uint8_t *xq = int8 ? ws.take<uint8_t>(TPH) : nullptr;
   float *xs = int8 ? ws.take<float>(TPH / detail::kActBlock) : nullptr;
   int8_t *x8 = s8 ? ws.take<int8_t>(TPH) : nullptr;
-  uint16_t *xb = b16 ? ws.take<uint16_t>(TPH) : nullptr;
+  // The row kernels' bf16 rows: bf16 input rows as they are, else rounded.
+  uint16_t *xb = b16 && !bf16Rows ? ws.take<uint16_t>(TPH) : nullptr;
+  const uint16_t *xbRows = b16 ? (bf16Rows ? xbIn : xb) : nullptr;
   const std::size_t AH = detail::accumStride(H);
   float *accum = big.empty() && tiny.empty()
                      ? nullptr
@@ -351,7 +353,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
     if (s8)
       for (int i = 0; i < PH; ++i)
         x8[o + i] = static_cast<int8_t>(xq[o + i] - 128);
-    if (b16)
+    if (xb)
       for (int i = 0; i < PH; ++i)
         xb[o + i] = f32ToBf16(row[i]);
     if (accum)
@@ -377,7 +379,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   // Experts with few tokens: phases 2-4 with the row kernels.
   float *y = nullptr;
   if (AS > 0) {
-    ActRows xa{PH, xin, xq, xs, x8, xb};
+    ActRows xa{PH, xin, xq, xs, x8, xbRows};
     const std::size_t API = static_cast<std::size_t>(AS) * PI;
     float *h = ws.take<float>(API);
 

@@ -359,6 +359,14 @@ struct Method {
   /// INT8: down weights without their rotation (PackedMatrix::rotation 0, so
   /// moeForward skips rotating h): what the rotation costs.
   bool unrotated = false;
+  /// INT8 panels: MoeOptions::int8PanelBlock (0: one activation scale per
+  /// token row, what the blocks cost).
+  int int8PanelBlock = kInt8PanelBlock;
+  /// A variant of another method (unrotated, other activation blocks): not
+  /// in the tune/ and threshold/ sweeps.
+  bool variant() const {
+    return unrotated || int8PanelBlock != kInt8PanelBlock;
+  }
 };
 constexpr int kNoPanels = 1 << 30;
 const Method kMethods[] = {
@@ -378,6 +386,11 @@ const Method kMethods[] = {
     {"amx_int8_unrotated", WeightFormat::INT8, KernelPath::AMX,
      TilePacking::Auto, 0, false, Int8Activations::Int8, Int4Activations::Int8,
      true},
+    {"int8_rowscale", WeightFormat::INT8, KernelPath::Auto, TilePacking::Always,
+     0, false, Int8Activations::Int8, Int4Activations::Int8, false, 0},
+    {"amx_int8_rowscale", WeightFormat::INT8, KernelPath::AMX,
+     TilePacking::Auto, 0, false, Int8Activations::Int8, Int4Activations::Int8,
+     false, 0},
     {"rowlayout_int8", WeightFormat::INT8, KernelPath::AVX512,
      TilePacking::Always, kNoPanels, true},
     {"rowlayout_bf16", WeightFormat::BF16, KernelPath::AVX512BF16,
@@ -525,6 +538,7 @@ void BM_Moe(benchmark::State &state, Case c) {
   o.panelDownRows = c.downRows;
   o.int8Activations = c.method.int8Act;
   o.int4Activations = c.method.int4Act;
+  o.int8PanelBlock = c.method.int8PanelBlock;
   const double bytes = moeBytesRead(ls[0], a), flops = moeFlops(ls[0], a);
   const double bw = measureReadBw();
   const char *unit = "";
@@ -884,7 +898,7 @@ int registerAll() {
   // machine.
   for (const Method &m : kMethods) {
     if (m.path != KernelPath::AMX || m.format == WeightFormat::INT4 ||
-        m.int8Act == Int8Activations::Float || m.unrotated)
+        m.int8Act == Int8Activations::Float || m.variant())
       continue;
     for (int gr : {32, 64, 128})
       for (int dr : {32, 64, 128})
@@ -901,7 +915,8 @@ int registerAll() {
   // AMX threshold: every expert gets N tokens; rows vs tiles.
   for (const Method &m : kMethods) {
     if (m.path == KernelPath::Auto && m.format == WeightFormat::INT8 &&
-        m.vnniMinTokens == 0) // VNNI: row kernel vs panel kernel
+        m.vnniMinTokens == 0 &&
+        !m.variant()) // VNNI: row kernel vs panel kernel
       for (int N : {1, 2, 4, 5, 6, 8, 16, 32})
         for (bool panel : {false, true}) {
           Method v = m;
@@ -911,7 +926,7 @@ int registerAll() {
               {v, N, kExperts, kLayers, true});
         }
     if (m.path != KernelPath::AMX || m.int8Act == Int8Activations::Float ||
-        m.unrotated)
+        m.variant())
       continue;
     const char *fmt = m.format == WeightFormat::INT8   ? "int8"
                       : m.format == WeightFormat::INT4 ? "int4"
@@ -928,7 +943,7 @@ int registerAll() {
   }
   // NUMA split on (virtual) nodes, and the pool's schedules.
   for (const Method &m : kMethods) {
-    if (m.path != KernelPath::Auto)
+    if (m.path != KernelPath::Auto || m.variant())
       continue;
     for (int nodes : {1, 2, 3})
       for (int T : {1, 64, 512})

@@ -184,23 +184,18 @@ constexpr int kRowsOnly = 1 << 30;
 constexpr double kInt4ProjectionBound = 0.10;
 constexpr double kInt4MoeBound = 0.22;
 // INT8 is W8A8: activations (x and h = silu(g) * u) are quantised to 8 bits
-// per 128-element block for the integer dot products, h after the rotation
-// the down weights are stored with (PackedMatrix::rotation; RotationTest).
-// Measured 0.016 .. 0.018 vs original weights (0.011 vs dequantised
-// weights: activation quantisation); 0.021 without the rotation. The
-// issue's bound.
+// per block for the integer dot products (128 elements on the row kernels,
+// MoeOptions::int8PanelBlock = 256 on the panel kernels), h after the
+// rotation the down weights are stored with (PackedMatrix::rotation;
+// RotationTest). Measured vs original weights at H 2048 / I 768: rows
+// 0.016 .. 0.018, panels 0.0187 (0.011 / 0.012 vs dequantised weights:
+// activation quantisation); one scale per token row on the panels gave
+// 0.0196 .. 0.0201 (Int8PanelBlocks). The bound.
 constexpr double kInt8MoeBound = 0.02;
 // INT8 panel kernels (experts with many tokens) quantise activations per
-// token, the row kernels per 128 elements: the two differ by about the
+// 256 elements, the row kernels per 128: the two differ by about the
 // quantisation error of either (measured below).
 constexpr double kInt8PanelVsRows = 0.03;
-// Format bound of the INT8 panel pipeline vs the original weights: one scale
-// per token row (x over H, h over I) rather than per 128 elements, so the
-// int32 sums need no per-block rescaling. Measured 0.0196 .. 0.0201 at
-// H 2048 / I 768 with the rotated down projection (0.026 without; the row
-// path: 0.018): at the 0.02, not safely under it, so the bound
-// keeps 5% of room; see docs/kernels.md.
-constexpr double kInt8PanelMoeBound = 0.021;
 // BF16 weights on the AVX512BF16 and AMX paths multiply bf16 activations
 // (x and h rounded to bf16, relative error <= 2^-9 each), so their kernel
 // error vs the dequantised weights is that rounding's (measured ~2e-3), not
@@ -220,8 +215,8 @@ bool bf16Activations(KernelPath path, WeightFormat f) {
          (f == WeightFormat::INT4 && path == KernelPath::AMX);
 }
 
-// The AMX path runs every INT8 expert on panel kernels (per-token activation
-// scales): its bounds are the panel ones.
+// The AMX path runs every INT8 expert on panel kernels (activation scales
+// per 256 elements).
 bool int8Panels(KernelPath path, WeightFormat f) {
   return f == WeightFormat::INT8 && path == KernelPath::AMX;
 }
@@ -299,7 +294,7 @@ TEST_P(MoeOdd, MatchesFloat64Reference) {
     double kErr = meanRelErr(out, dequantRef(p, w, p.x));
     double fErr = meanRelErr(out, originalRef(p, p.x));
     EXPECT_LE(kErr, q4 ? kInt8MoeBound : b16 ? kBf16ActBound : f.kernelBound);
-    EXPECT_LE(fErr, i8p ? kInt8PanelMoeBound : f.formatBound);
+    EXPECT_LE(fErr, f.formatBound);
     std::printf("[ info ] %s/%s T=%d mean relative error: %.3g vs original, "
                 "%.3g vs dequantised weights\n",
                 f.name, toString(path), T, fErr, kErr);
@@ -382,8 +377,8 @@ TEST_P(MoeAmx, OddShapesMatchFloat64Reference) {
       EXPECT_LE(kErr, bound);
       std::vector<float> ref = run(p, w, KernelPath::Scalar);
       double sErr = meanRelErr(out, std::vector<double>(ref.begin(), ref.end()));
-      // INT8 experts with many tokens quantise activations per token on the
-      // panel kernels, per 128 elements on the scalar path.
+      // INT8 experts with many tokens quantise activations per 256 elements
+      // on the panel kernels, per 128 on the scalar path.
       const bool int8Panels = c.path == KernelPath::AMX && c.fmt == 1;
       EXPECT_LE(sErr, q4                                      ? kInt8MoeBound
                       : bf16Activations(c.path, f.cfg.format) ? bf16Bound
@@ -432,7 +427,8 @@ const PanelCase kPanelCases[] = {
 
 std::vector<float> runPanels(const Problem &p, const MoeWeights &w,
                              KernelPath path, bool emulate, int threads,
-                             int gateRows = 0, int downRows = 0) {
+                             int gateRows = 0, int downRows = 0,
+                             int int8Block = kInt8PanelBlock) {
   std::vector<float> out(static_cast<size_t>(p.T) * p.H, NAN);
   MoeArgs a{p.T, p.K, p.x.data(), DType::F32, p.ids.data(), IdType::I64,
             p.wts.data(), out.data(), DType::F32};
@@ -444,6 +440,7 @@ std::vector<float> runPanels(const Problem &p, const MoeWeights &w,
   o.emulatePanels = emulate;
   o.panelGateRows = gateRows;
   o.panelDownRows = downRows;
+  o.int8PanelBlock = int8Block;
   moeForward(w, a, o);
   return out;
 }
@@ -500,31 +497,53 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // Format accuracy of the panel pipeline at a real shape (H 2048, I 768,
-// 16 experts, top 8, 32 tokens: 16 per expert): INT8 with per-token
-// activation scales against the original weights, the metric.
+// 16 experts, top 8, 32 tokens: 16 per expert): INT8 against the original
+// weights, the metric, for activation scales per 64 .. 512 elements
+// and per token row (MoeOptions::int8PanelBlock <= 0). Finer blocks follow
+// the activations more closely; the default (256) is under the issue's
+// bound, one scale per row is not (0.0196 .. 0.0201 over seeds).
 TEST(MoeKernels, PanelInt8RealShapeAccuracy) {
   Problem p = makeProblem(16, 2048, 768, 32, 8, 11, false);
   QuantConfig cfg{WeightFormat::INT8, 0, false, TilePacking::Always};
   MoeWeights w = pack(p, cfg);
-  std::vector<float> out = runPanels(p, w, KernelPath::Scalar, true, 2);
   std::vector<double> orig = originalRef(p, p.x);
-  double fErr = meanRelErr(out, orig);
   std::vector<float> rows = run(p, w, KernelPath::Scalar, 2);
   double rErr = meanRelErr(rows, orig);
-  std::printf("[ info ] int8 H 2048 I 768: panel (per-token activations) "
-              "%.4g, rows (per-128 activations) %.4g vs original weights\n",
-              fErr, rErr);
-  EXPECT_LE(fErr, kInt8PanelMoeBound);
+  std::printf("[ info ] int8 H 2048 I 768 vs original weights: rows "
+              "(per-128 activations) %.4g\n",
+              rErr);
   EXPECT_LE(rErr, kInt8MoeBound);
+  double prev = 0, atDefault = 0;
+  for (int block : {64, 128, 256, 512, 0}) {
+    const double e = meanRelErr(
+        runPanels(p, w, KernelPath::Scalar, true, 2, 0, 0, block), orig);
+    std::printf("[ info ] int8 H 2048 I 768 vs original weights: panels, "
+                "activation block %d: %.4g\n",
+                block, e);
+    EXPECT_GT(e, prev) << "block " << block;
+    prev = e;
+    if (block == kInt8PanelBlock)
+      atDefault = e;
+  }
+  EXPECT_LE(atDefault, kInt8MoeBound);
+  EXPECT_GT(prev, atDefault * 1.04); // one scale per row: >= 4% worse
+  // The kernels compute what the emulation computes (bounds as MoePanel's).
+  std::vector<float> emu = runPanels(p, w, KernelPath::Scalar, true, 2);
+  const std::vector<double> emuD(emu.begin(), emu.end());
   if (pathSupported(KernelPath::AMX, WeightFormat::INT8)) {
     std::vector<float> amx = runPanels(p, w, KernelPath::AMX, false, 2);
-    EXPECT_LE(meanRelErr(amx, orig), kInt8PanelMoeBound);
+    EXPECT_LE(meanRelErr(amx, orig), kInt8MoeBound);
+    EXPECT_LE(meanRelErr(amx, emuD), 1e-5);
   }
   if (pathSupported(KernelPath::AVX512, WeightFormat::INT8) &&
       cpuFeatures().avx512vnni) {
     std::vector<float> vnni = runPanels(p, w, KernelPath::AVX512, false, 2);
-    EXPECT_LE(meanRelErr(vnni, orig), kInt8PanelMoeBound);
+    EXPECT_LE(meanRelErr(vnni, orig), kInt8MoeBound);
+    EXPECT_LE(meanRelErr(vnni, emuD), 1e-5);
   }
+  // Blocks are whole 64-byte chunks.
+  EXPECT_THROW(runPanels(p, w, KernelPath::Scalar, true, 2, 0, 0, 96),
+               std::invalid_argument);
 }
 
 std::vector<float> runWith(const Problem &p, const MoeWeights &w,
@@ -679,9 +698,8 @@ TEST(TileOnly, PackingKeepsTilesOnly) {
     EXPECT_EQ(only.scales, both.scales);
     EXPECT_EQ(only.rowSum, both.rowSum);
     const std::size_t tiles = 48u * 256 * (i8 ? 1 : 2);
-    // scales, rowSum, u8Correction (one per tile row)
-    const std::size_t extra =
-        i8 ? rows * 4 + rows * 2 * 4 + only.tileRows() * 4 : 0;
+    // scales, rowSum
+    const std::size_t extra = i8 ? rows * 4 + rows * 2 * 4 : 0;
     EXPECT_EQ(only.bytes(), tiles + extra);
     EXPECT_EQ(only.memoryBytes(), only.bytes());
     EXPECT_EQ(both.bytes(), rows * 256u * (i8 ? 1 : 2) + extra);
@@ -806,8 +824,7 @@ TEST(TileOnly, EmulatedPanelsRunTileOnlyWeights) {
         EXPECT_LE(kErr, int8 ? kInt8MoeBound : kBf16ActBound);
         // BF16: bf16 activations add their rounding to the format's error
         // (0.0051 at H 130 / I 40, T 1).
-        EXPECT_LE(fErr,
-                  int8 ? kInt8PanelMoeBound : f.formatBound + kBf16ActBound);
+        EXPECT_LE(fErr, int8 ? kInt8MoeBound : f.formatBound + kBf16ActBound);
         std::printf("[ info ] tile-only %s H=%d I=%d T=%d: %.3g vs "
                     "dequantised, %.3g vs original weights\n",
                     f.name, H, I, T, kErr, fErr);
@@ -839,11 +856,11 @@ TEST(TileOnly, MemoryOfAQwen3Layer) {
               bf16Both, bf16Only, int8Both, int8Only, int8Rows);
   EXPECT_EQ(bf16Both, 2415919104u); // 2 x 128 x 3 x 2048 x 768 x 2
   EXPECT_EQ(bf16Only, 1207959552u);
-  // + rowSum 147456, scales 14336 and u8Correction 14336 bytes / expert
-  EXPECT_EQ(int8Both, 1230503936u);
-  EXPECT_EQ(int8Only, 626524160u);
-  // The tiles replace the rows byte for byte; tiles add u8Correction.
-  EXPECT_EQ(int8Only, int8Rows + std::size_t(E) * (2 * I + H) * 4);
+  // + rowSum 147456 and scales 14336 bytes / expert
+  EXPECT_EQ(int8Both, 1228668928u);
+  EXPECT_EQ(int8Only, 624689152u);
+  // The tiles replace the rows byte for byte.
+  EXPECT_EQ(int8Only, int8Rows);
 }
 
 // The AMX path's numerics at MoeRealShape's shape (H 2048, I 768, 16
@@ -863,7 +880,7 @@ TEST(TileOnly, RealShapeAccuracyOfTheAmxPath) {
                 "%.4g vs dequantised weights\n",
                 f.name, fErr, kErr);
     const bool int8 = f.cfg.format == WeightFormat::INT8;
-    EXPECT_LE(fErr, int8 ? kInt8PanelMoeBound : f.formatBound);
+    EXPECT_LE(fErr, f.formatBound);
     EXPECT_LE(kErr, int8 ? f.kernelBound : kBf16ActBound);
   }
 }
@@ -908,8 +925,7 @@ TEST_P(MoeRealShape, MatchesFloat64Reference) {
   const MoeWeights &w = weights(fi);
   std::vector<float> out = run(p, w, path, 2);
   double fErr = meanRelErr(out, origRef());
-  EXPECT_LE(fErr, int8Panels(path, f.cfg.format) ? kInt8PanelMoeBound
-                                                 : f.formatBound);
+  EXPECT_LE(fErr, f.formatBound);
   RecordProperty("rel_err", std::to_string(fErr));
   std::printf("[ info ] %s/%s mean relative error vs original weights: %.3g\n",
               f.name, toString(path), fErr);

@@ -304,11 +304,9 @@ TEST_P(NumaSplit, EqualsUnsplitAndIsDeterministic) {
     EXPECT_EQ(split.slices[k].intermediate, bounds[k + 1] - bounds[k]);
   // No copy of the whole weights per node: the slices add up to the
   // unsplit bytes (slices are cut at the 128-column padding), except that
-  // each slice of an INT8 down keeps the H row scales (4 bytes each) and,
-  // with tiles, its own u8Correction (4 bytes per tile row).
-  const size_t downRows = p.H + (full.hasTiles() ? (p.H + 15) / 16 * 16 : 0);
+  // each slice of an INT8 down keeps the H row scales (4 bytes each).
   const size_t extra = f.cfg.format == WeightFormat::INT8
-                           ? (split.slices.size() - 1) * p.E * downRows * 4
+                           ? (split.slices.size() - 1) * p.E * p.H * 4
                            : 0;
   EXPECT_EQ(split.bytes(), full.bytes() + extra);
   EXPECT_EQ(split.boundBytes, 0u); // one physical node: nothing to bind
@@ -367,7 +365,8 @@ TEST(NumaMoe, Bf16InputsAndOutputs) {
   for (size_t i = 0; i < xb.size(); ++i)
     xb[i] = f32ToBf16(p.x[i]);
   ThreadPool pool(2);
-  // Row kernels (exact split; the panels' per-token INT8 scales are not).
+  // Row kernels (exact split; the panels' INT8 h scales per block of each
+  // slice are not).
   const QuantConfig cfg{WeightFormat::INT8, 64, false, TilePacking::Never};
   MoeWeights full = packMoe(p.sources(), DType::F32, p.H, p.I, cfg, &pool);
   NumaPool pools(CpuTopology::host().split(3));
@@ -391,8 +390,8 @@ TEST(NumaMoe, Bf16InputsAndOutputs) {
 // Tile-only weights split across nodes: no slice holds rows, the slices'
 // memory adds up to the unsplit weights', the pages are bound like any
 // other buffer, and the panel pipeline (emulated: it runs on every CPU) gives
-// the unsplit result up to the split's own differences (INT8: per-token h
-// scales per slice) and exactly the Always packing's.
+// the unsplit result up to the split's own differences (INT8: h scales per
+// block of each slice) and exactly the Always packing's.
 TEST(NumaMoe, TileOnlySplit) {
   for (int fi : {0, 1}) {
     const Fmt &f = kFormats[fi];
@@ -413,13 +412,10 @@ TEST(NumaMoe, TileOnlySplit) {
       EXPECT_FALSE(s.hasRows());
       EXPECT_TRUE(s.hasTiles());
     }
-    // Each extra INT8 down slice keeps the H row scales and its own
-    // u8Correction (one int32 per tile row).
-    const size_t downTileRows = (p.H + 15) / 16 * 16;
-    const size_t extra =
-        f.cfg.format == WeightFormat::INT8
-            ? (split.slices.size() - 1) * p.E * (p.H + downTileRows) * 4
-            : 0;
+    // Each extra INT8 down slice keeps the H row scales.
+    const size_t extra = f.cfg.format == WeightFormat::INT8
+                             ? (split.slices.size() - 1) * p.E * p.H * 4
+                             : 0;
     EXPECT_EQ(split.memoryBytes(), full.memoryBytes() + extra);
     EXPECT_EQ(split.bytes(), split.memoryBytes());
     std::printf("[ info ] tile-only split: %zu bytes bound, %d refused\n",

@@ -178,7 +178,7 @@ TEST(Rotation, MixedRotationsAreRefused) {
 // One INT8 expert layer at Qwen3-30B-A3B's expert shape (H 2048, I 768),
 // Gaussian weights and inputs, run on the scalar row kernels (8-bit
 // activations per 128 elements) and on the emulated panel pipeline (8-bit
-// activations per token): the rotation must lower the error against the
+// activations per 256): the rotation must lower the error against the
 // float64 result of the original weights, on both.
 TEST(Rotation, LowersInt8ErrorAtARealShape) {
   const int E = 8, H = 2048, I = 768, T = 16, K = 4;
@@ -249,7 +249,7 @@ TEST(Rotation, LowersInt8ErrorAtARealShape) {
   for (bool panels : {false, true}) {
     const double plain = error(false, panels), rotated = error(true, panels);
     std::printf("[ info ] int8 %s: %.4f unrotated, %.4f rotated down\n",
-                panels ? "panels (per-token activations)"
+                panels ? "panels (per-256 activations)"
                        : "rows (per-128 activations)",
                 plain, rotated);
     EXPECT_LT(rotated, 0.93 * plain) << (panels ? "panels" : "rows");

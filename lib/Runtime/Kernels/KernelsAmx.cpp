@@ -5,12 +5,12 @@
 // tiles of an expert's activation panel and B = two 16-row blocks of the
 // weights' tile layout (PackedMatrix::q8Tiles / bf16Tiles: 1 KiB
 // VNNI-ordered tiles, see Moe.h). tmm0-3 hold the 2 x 2 C tiles for the
-// whole input dimension, tmm4-5 the A tiles, tmm6-7 the B tiles. Each
-// chunk prefetches the next chunk's operands (up to 64 lines) into L1.
+// input dimension (or one INT8 activation block of it), tmm4-5 the A tiles,
+// tmm6-7 the B tiles. Each chunk prefetches the next chunk's operands (up to
+// 64 lines) into L1.
 //
-//  INT8: tdpbssd (s8 x s8 -> int32): activations are quantised per token, so
-//  the int32 sums are exact over the whole row and are scaled once by the
-//  caller.
+//  INT8: tdpbssd (s8 x s8 -> int32), over one block of the input dimension
+//  that shares an activation scale (the caller scales and adds the blocks).
 //  BF16: tdpbf16ps on bf16 activations, fp32 C.
 //
 // Tile state: each thread loads the (fixed) configuration once
@@ -87,15 +87,15 @@ KT_TARGET void panelMicro(const char *A, long aStride, const char *B0,
     const long bo = static_cast<long>(kc) * kTileSize;
     // The next chunk's A rows and B tiles into L1 while this chunk's
     // products run: tile loads do not overlap the products, so they should
-    // hit L1 (docs/performance.md, "tile probes" and "prefetch").
-    if (kc + 1 < kChunks) {
-      for (int r = 0; r < 16 * MT; ++r)
-        _mm_prefetch(A + r * aStride + ko + kTileBytes, _MM_HINT_T0);
-      for (int l = 0; l < kTileSize; l += 64) {
-        _mm_prefetch(B0 + bo + kTileSize + l, _MM_HINT_T0);
-        if constexpr (NT == 2)
-          _mm_prefetch(B1 + bo + kTileSize + l, _MM_HINT_T0);
-      }
+    // hit L1 (docs/performance.md, "tile probes" and "prefetch"). After the
+    // last chunk that is the next INT8 block's first chunk (prefetches past
+    // the operands do not fault).
+    for (int r = 0; r < 16 * MT; ++r)
+      _mm_prefetch(A + r * aStride + ko + kTileBytes, _MM_HINT_T0);
+    for (int l = 0; l < kTileSize; l += 64) {
+      _mm_prefetch(B0 + bo + kTileSize + l, _MM_HINT_T0);
+      if constexpr (NT == 2)
+        _mm_prefetch(B1 + bo + kTileSize + l, _MM_HINT_T0);
     }
     KT_TILE_LOAD(6, B0 + bo, kTileBytes);
     KT_TILE_LOAD(4, A + ko, aStride);

@@ -186,13 +186,38 @@ struct Int8PanelDot {
 
 #include "PanelStrips.inc"
 
+/// The VNNI panel micro-kernel: vpdpbusd takes u8 activations (q + 128), so
+/// the strips add 128 * (the weight rows' sums over these chunks) to every
+/// product, which is removed here. The sums come from the same instruction
+/// on a broadcast 128 (the weights are in L1 or L2 after the strips), so C
+/// holds the s8 products the AMX kernel computes.
+KT_TARGET void vnniInt8Micro(const char *A, long aStride, int M, const char *B0,
+                             const char *B1, int kChunks, void *C) {
+  broadcastPanel<Int8PanelDot>(A, aStride, M, B0, B1, kChunks, C);
+  const __m512i u128 = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+  for (long off = 0; off < static_cast<long>(kChunks) * 1024; off += 64) {
+    s0 = _mm512_dpbusd_epi32(s0, u128, _mm512_loadu_si512(B0 + off));
+    if (B1)
+      s1 = _mm512_dpbusd_epi32(s1, u128, _mm512_loadu_si512(B1 + off));
+  }
+  auto *c = static_cast<int32_t *>(C);
+  for (int m = 0; m < M; ++m) {
+    int32_t *row = c + m * 32;
+    _mm512_storeu_si512(row, _mm512_sub_epi32(_mm512_loadu_si512(row), s0));
+    if (B1)
+      _mm512_storeu_si512(row + 16,
+                          _mm512_sub_epi32(_mm512_loadu_si512(row + 16), s1));
+  }
+}
+
 } // namespace
 
 RowsKernel avx512VnniInt8Kernel() { return int8Rows; }
 RowsKernel avx512VnniInt4Kernel() { return int4Rows; }
 
 PanelKernel vnniInt8Panel() {
-  return {broadcastPanel<Int8PanelDot>, true, true, avx512Epilogue()};
+  return {vnniInt8Micro, true, true, avx512Epilogue()};
 }
 
 } // namespace kt::kernels::detail

@@ -227,6 +227,10 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   if (T < 0 || K < 0 || (T > 0 && (!args.x || !args.out)) ||
       (T > 0 && K > 0 && (!args.ids || !args.weights)))
     throw std::invalid_argument("moeForward: bad arguments");
+  if (opts.int8PanelBlock > 0 && opts.int8PanelBlock % kTileBytes != 0)
+    throw std::invalid_argument("moeForward: int8PanelBlock " +
+                                std::to_string(opts.int8PanelBlock) +
+                                " is not a multiple of 64");
   if (T == 0)
     return;
   // h is rotated once per pair for every expert alike (phase 3).

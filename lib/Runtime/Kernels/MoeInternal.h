@@ -82,27 +82,31 @@ RowsKernel avx512Bf16Kernel();
 /// (null: only 16 columns). A rows are `aStride` bytes apart and hold
 /// kChunks * 64 bytes; rows M .. 16 * ceil(M / 16) - 1 must be readable.
 /// Weight blocks are kChunks contiguous 1 KiB tiles in the layout of
-/// PackedMatrix::q8Tiles / bf16Tiles. INT8 kernels write int32, BF16 fp32.
+/// PackedMatrix::q8Tiles / bf16Tiles. INT8 kernels write int32: the
+/// products of the signed activations q (kernels that take u8 activations,
+/// q + 128, remove the offset themselves); BF16 kernels write fp32.
 using PanelMicro = void (*)(const char *A, long aStride, int M,
                             const char *B0, const char *B1, int kChunks,
                             void *C);
 
 /// Element-wise steps around the panel micro-kernels (PanelEpilogue.cpp).
 struct PanelEpilogue {
-  /// The M token rows of a gate/up micro-kernel result (row stride 32: 16
-  /// gate then 16 up columns): h[m][c] = silu(g[m][c]) * u[m][c] for c < nc
-  /// (<= 16), written as fp32 (hf) or bf16 (hb, the other null), rows
-  /// hStride elements apart. INT8 (gs non-null): g[m][c] = (C[m][c] -
-  /// gCorr[c]) * xs[m] * gs[c], likewise u; gCorr/uCorr may be null. BF16:
-  /// C holds fp32 values.
-  void (*gateUp)(const void *C, int M, int nc, const float *xs, const float *gs,
-                 const float *us, const int32_t *gCorr, const int32_t *uCorr,
-                 float *hf, uint16_t *hb, long hStride) = nullptr;
-  /// The M token rows of a down result (row stride 32 elements): for each
-  /// m < M and c < nc (<= 32), o[m][c] += f[m] * C[m][c] (BF16, s null) or
-  /// o[m][c] += f[m] * s[c] * (C[m][c] - corr[c]) (INT8; corr may be null).
-  void (*down)(const void *C, int M, int nc, const float *f, const float *s,
-               const int32_t *corr, float *const *o) = nullptr;
+  /// INT8: F[m][c] = a[m * aStride] * w[c] * C[m][c] for m < M, c < cols
+  /// (16 or 32), added to F unless `first`: the int32 results of one block
+  /// of the input dimension (row stride 32) scaled by the block's activation
+  /// scale per token and the weight rows' scales, into fp32 (row stride 32).
+  void (*scaleAdd)(const int32_t *C, int M, int cols, const float *a,
+                   int aStride, const float *w, bool first, float *F) = nullptr;
+  /// The M token rows of a gate/up result (fp32, row stride 32: 16 gate then
+  /// 16 up columns): h[m][c] = silu(g[m][c]) * u[m][c] for c < nc (<= 16),
+  /// written as fp32 (hf) or bf16 (hb, the other null), rows hStride
+  /// elements apart.
+  void (*gateUp)(const float *C, int M, int nc, float *hf, uint16_t *hb,
+                 long hStride) = nullptr;
+  /// The M token rows of a down result (fp32, row stride 32): o[m][c] +=
+  /// f[m] * C[m][c] for m < M and c < nc (<= 32).
+  void (*down)(const float *C, int M, int nc, const float *f,
+               float *const *o) = nullptr;
   /// Per-row symmetric INT8: q = clamp(round(x / s), -127, 127) with
   /// s = max|x[0..n)| / 127; writes `stride` bytes (q, or q + 128 when
   /// unsignedA; padding = zero) and returns s.
@@ -128,8 +132,7 @@ PanelDequant avx512Dequant();
 struct PanelKernel {
   PanelMicro micro = nullptr;
   bool int8 = false;
-  /// INT8: the kernel multiplies u8 activations (q + 128) and the caller
-  /// subtracts 128 * (row sum of the weights); else s8 activations (q).
+  /// INT8: the kernel takes u8 activations (q + 128), else s8 (q).
   bool unsignedA = false;
   PanelEpilogue epi;
   /// When set, the micro-kernel is a BF16 one and weight blocks are

@@ -7,17 +7,18 @@
 //  1. panels: each expert's token rows are gathered once into a contiguous
 //     panel (rows padded to 16 for the AMX kernels, stride = row bytes + 64
 //     so that the 16 rows of an A tile do not fall into the same L1 sets).
-//     INT8 activations are quantised per token (one scale for the whole
-//     row), so a dot product accumulates exactly in int32 over the whole
-//     input dimension and the kernels need no per-block rescaling.
+//     INT8 activations are quantised with one scale per block of
+//     MoeOptions::int8PanelBlock elements (256; or per token row), and the
+//     micro-kernels run once per block: each block's int32 sums are scaled
+//     into fp32 (PanelEpilogue::scaleAdd) before the next is added.
 //  2. gate/up: tasks (expert, kPanelGateRows intermediate rows), token
 //     panels outside and weight blocks inside; each micro-kernel call
 //     computes 16 gate and the same 16 up rows for 32 tokens, and the
 //     epilogue writes h = silu(gate) * up (BF16: straight into the down
 //     panel as bf16; INT8: fp32, quantised per pair in step 3).
 //  3. INT8 weights: each pair's h row is rotated as the down weights are
-//     (PackedMatrix::rotation); INT8 activations: quantised to 8 bits with
-//     one scale.
+//     (PackedMatrix::rotation); INT8 activations: quantised to 8 bits per
+//     block, as x.
 //  4. down: tasks own kPanelDownRows rows of the hidden dimension (and, with
 //     many tokens per expert, one of up to 4 token ranges) and loop over
 //     every expert, adding weight * y into accum[token] directly: no
@@ -179,20 +180,50 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   // kPanelRows rows of slack: a down task's panel may start at any row (a
   // token split, step 4) and the AMX kernel reads whole 16-row tiles.
   char *hp = ws.take(static_cast<std::size_t>(L.rows + kPanelRows) * L.hStride);
-  float *xs = ws.take<float>(L.rows);
-  float *hs = ws.take<float>(L.rows);
+  // INT8 activation blocks (MoeOptions::int8PanelBlock): bx / bh chunks
+  // of an x / h row share one scale; nbx / nbh blocks per row.
+  const int blk =
+      opts.int8PanelBlock > 0 ? opts.int8PanelBlock / kTileBytes : 1 << 20;
+  const int bx = std::min(blk, L.xChunks), bh = std::min(blk, L.hChunks);
+  const int nbx = int8 ? (L.xChunks + bx - 1) / bx : 1;
+  const int nbh = int8 ? (L.hChunks + bh - 1) / bh : 1;
+  float *xs = ws.take<float>(static_cast<std::size_t>(L.rows) * nbx);
+  float *hs = ws.take<float>(static_cast<std::size_t>(L.rows) * nbh);
   float *hf = int8 ? ws.take<float>(static_cast<std::size_t>(L.rows) * PI)
                    : nullptr;
+  // Quantises row x (n values, stride elements) per block of `b` chunks into
+  // dst, one scale per block into sc.
+  auto quantize = [&](const float *x, int n, int stride, int b, char *dst,
+                      float *sc) {
+    for (int i = 0, c0 = 0; c0 < stride; c0 += b * kTileBytes, ++i) {
+      const int width = std::min(b * kTileBytes, stride - c0);
+      sc[i] = epi.quantize(x + c0, std::clamp(n - c0, 0, width), width,
+                           k.unsignedA, dst + c0);
+    }
+  };
 
-  // u8 activations (VNNI) need each weight row's offset correction, which
-  // addTileLayout computed with the tiles.
-  if (k.unsignedA)
-    for (int e : experts)
-      for (const PackedMatrix *m : {&w.gate[e], &w.up[e], &w.down[e]})
-        if (m->u8Correction.size() != static_cast<std::size_t>(m->tileRows()))
-          throw std::logic_error("INT8 tile layout without u8Correction");
-  auto correction = [&](const PackedMatrix &m, int r) -> const int32_t * {
-    return k.unsignedA ? &m.u8Correction[r] : nullptr;
+  // The micro-kernel over the whole input dimension (kChunks) into fp32 F:
+  // BF16 directly; INT8 once per activation block of b chunks, whose int32
+  // sums are scaled by the block's activation scales (as[m * nb + block])
+  // and the weight rows' scales (wsc, 16 or 32) and added up.
+  auto product = [&](const char *A, long aStride, int M, const char *B0,
+                     const char *B1, int kChunks, int b, const float *as,
+                     int nb, const float *wsc, float *F) {
+    if (!int8)
+      return k.micro(A, aStride, M, B0, B1, kChunks, F);
+    alignas(64) int32_t ci[kPanelRows * 32];
+    for (int i = 0; i < nb; ++i) {
+      const long c0 = static_cast<long>(i) * b;
+      k.micro(A + c0 * kTileBytes, aStride, M, B0 + c0 * kTileBytesAll,
+              B1 ? B1 + c0 * kTileBytesAll : nullptr,
+              std::min<int>(b, kChunks - c0), ci);
+      epi.scaleAdd(ci, M, B1 ? 32 : 16, as + i, nb, wsc, i == 0, F);
+    }
+  };
+  // A weight block's row scales (INT8), 0 past the matrix's rows.
+  auto rowScales = [](const PackedMatrix &m, int r0, int n, float *dst) {
+    for (int c = 0; c < n; ++c)
+      dst[c] = r0 + c < m.rows ? m.scales[r0 + c] : 0.f;
   };
 
   // 1. Panels. Each token row is quantised / rounded once, then copied into
@@ -205,7 +236,7 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   char *xc =
       given ? nullptr : ws.take(static_cast<std::size_t>(tokens) * xBytes);
   const char *xt = given ? reinterpret_cast<const char *>(xb) : xc;
-  float *xts = ws.take<float>(tokens);
+  float *xts = ws.take<float>(static_cast<std::size_t>(tokens) * nbx);
   const int pairs = L.rows; // panel rows (pairs, padded for tileA)
   if (!given)
     forEach(pool, tokens, static_cast<std::size_t>(tokens) * PH,
@@ -213,7 +244,7 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
               const float *x = xf + static_cast<std::size_t>(t) * PH;
               char *d = xc + static_cast<long>(t) * xBytes;
               if (int8)
-                xts[t] = epi.quantize(x, H, PH, k.unsignedA, d);
+                quantize(x, H, PH, bx, d, xts + static_cast<long>(t) * nbx);
               else
                 epi.toBf16(x, PH, reinterpret_cast<uint16_t *>(d));
             });
@@ -235,12 +266,14 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
               if (j >= n) { // padding rows: zero activations, zero scales
                 std::memset(xd, zeroByte, L.xStride);
                 std::memset(hd, zeroByte, L.hStride);
-                xs[row] = hs[row] = 0;
+                std::fill_n(xs + row * nbx, nbx, 0.f);
+                std::fill_n(hs + row * nbh, nbh, 0.f);
                 continue;
               }
               const int tok = rt.token[p0 + j];
               std::memcpy(xd, xt + static_cast<long>(tok) * xBytes, xBytes);
-              xs[row] = int8 ? xts[tok] : 0.f;
+              std::copy_n(xts + static_cast<long>(tok) * nbx, int8 ? nbx : 0,
+                          xs + row * nbx);
               if (!int8) {
                 // h columns I .. PI stay zero (the gate/up epilogue writes <
                 // I).
@@ -292,7 +325,7 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
         const int e = experts[t.i], n = rt.count(e);
         const int r1 = std::min(t.r0 + gateRows, iTileRows);
         const PackedMatrix &G = w.gate[e], &U = w.up[e];
-        alignas(64) int32_t cbuf[kPanelRows * 32];
+        alignas(64) float cbuf[kPanelRows * 32];
         uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
         const char *gb[kMaxTaskBlocks], *ub[kMaxTaskBlocks];
         blocks(G, t.r0, r1, dq, gb);
@@ -303,15 +336,16 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
           const long row0 = L.base[t.i] + j0;
           for (int rb = t.r0; rb < r1; rb += kTileRows) {
             const int q = (rb - t.r0) / kTileRows;
-            k.micro(xp + row0 * L.xStride, L.xStride, M, gb[q], ub[q],
-                    L.xChunks, cbuf);
+            alignas(64) float wsc[32];
+            if (int8) {
+              rowScales(G, rb, 16, wsc);
+              rowScales(U, rb, 16, wsc + 16);
+            }
+            product(xp + row0 * L.xStride, L.xStride, M, gb[q], ub[q],
+                    L.xChunks, bx, xs + row0 * nbx, nbx, wsc, cbuf);
             const int nc = std::min(kTileRows, I - rb);
-            const int32_t *gc = correction(G, rb);
-            const int32_t *uc = correction(U, rb);
             epi.gateUp(
-                cbuf, M, nc, xs + row0, int8 ? &G.scales[rb] : nullptr,
-                int8 ? &U.scales[rb] : nullptr, gc, uc,
-                int8 ? hf + row0 * PI + rb : nullptr,
+                cbuf, M, nc, int8 ? hf + row0 * PI + rb : nullptr,
                 int8 ? nullptr
                      : reinterpret_cast<uint16_t *>(hp + row0 * L.hStride) + rb,
                 int8 ? PI : L.hStride / 2);
@@ -335,8 +369,8 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
                 const long row = L.base[g.i] + j;
                 if (int8) {
                   hadamardRotate(hf + row * PI, I, rot);
-                  hs[row] = epi.quantize(hf + row * PI, I, PI, k.unsignedA,
-                                         hp + row * L.hStride);
+                  quantize(hf + row * PI, I, PI, bh, hp + row * L.hStride,
+                           hs + row * nbh);
                   continue;
                 }
                 // bf16 h (INT8 weights for bf16 activations): rotated in
@@ -382,7 +416,7 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
       rowTasks * S, timed([&](int ti, int th) {
         const int r0 = ti / S * downRows, s = ti % S;
         const int r1 = std::min(r0 + downRows, hTileRows);
-        alignas(64) int32_t cbuf[kPanelRows * 32];
+        alignas(64) float cbuf[kPanelRows * 32];
         uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
         const char *db[kMaxTaskBlocks];
         for (int i = 0; i < NE; ++i) {
@@ -399,16 +433,18 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
             float f[kPanelRows], *o[kPanelRows];
             for (int m = 0; m < M; ++m) {
               const int p = p0 + j0 + m;
-              f[m] = int8 ? rt.weight[p] * hs[row0 + m] : rt.weight[p];
+              f[m] = rt.weight[p];
               o[m] = accum + rt.token[p] * AH + r0;
             }
             for (int rb = r0; rb < r1; rb += 2 * kTileRows) {
               const int q = (rb - r0) / kTileRows;
-              k.micro(hp + row0 * L.hStride, L.hStride, M, db[q],
-                      rb + kTileRows < r1 ? db[q + 1] : nullptr, L.hChunks,
-                      cbuf);
-              epi.down(cbuf, M, std::min(2 * kTileRows, H - rb), f,
-                       int8 ? &D.scales[rb] : nullptr, correction(D, rb), o);
+              alignas(64) float wsc[32];
+              if (int8)
+                rowScales(D, rb, 32, wsc);
+              product(hp + row0 * L.hStride, L.hStride, M, db[q],
+                      rb + kTileRows < r1 ? db[q + 1] : nullptr, L.hChunks, bh,
+                      hs + row0 * nbh, nbh, wsc, cbuf);
+              epi.down(cbuf, M, std::min(2 * kTileRows, H - rb), f, o);
               for (int m = 0; m < M; ++m)
                 o[m] += 2 * kTileRows;
             }

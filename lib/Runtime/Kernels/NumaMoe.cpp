@@ -127,7 +127,6 @@ void bindMatrix(const PackedMatrix &m, int os, std::size_t &bytes,
   one(m.bf16.data(), m.bf16.size() * 2);
   one(m.q8.data(), m.q8.size());
   one(m.rowSum.data(), m.rowSum.size() * 4);
-  one(m.u8Correction.data(), m.u8Correction.size() * 4);
   one(m.q4.data(), m.q4.size());
   one(m.scales.data(), m.scales.size() * 4);
   one(m.offsets.data(), m.offsets.size() * 4);

@@ -174,13 +174,13 @@ std::size_t PackedMatrix::bytes() const {
   const std::size_t rowLayout = bf16.size() * 2 + q8.size() + q4.size();
   const std::size_t tiles = q8Tiles.size() + bf16Tiles.size() * 2;
   return (hasRows() ? rowLayout : tiles) + rowSum.size() * 4 +
-         u8Correction.size() * 4 + scales.size() * 4 + offsets.size() * 4;
+         scales.size() * 4 + offsets.size() * 4;
 }
 
 std::size_t PackedMatrix::memoryBytes() const {
   return bf16.size() * 2 + q8.size() + q4.size() + q8Tiles.size() +
-         bf16Tiles.size() * 2 + rowSum.size() * 4 + u8Correction.size() * 4 +
-         scales.size() * 4 + offsets.size() * 4;
+         bf16Tiles.size() * 2 + rowSum.size() * 4 + scales.size() * 4 +
+         offsets.size() * 4;
 }
 
 float PackedMatrix::dequant(int r, int c) const {
@@ -455,15 +455,9 @@ void addTileLayout(PackedMatrix &m) {
   const std::size_t n = static_cast<std::size_t>(m.tileRows()) * P;
   if (m.format == WeightFormat::INT8) {
     m.q8Tiles.assign(n, 0);
-    m.u8Correction.assign(m.tileRows(), 0);
-    for (int r = 0; r < m.rows; ++r) {
-      int32_t sum = 0;
-      for (int c = 0; c < m.paddedCols; ++c) {
+    for (int r = 0; r < m.rows; ++r)
+      for (int c = 0; c < m.paddedCols; ++c)
         m.q8Tiles[m.tileIndex(r, c)] = m.q8[r * P + c];
-        sum += m.q8[r * P + c];
-      }
-      m.u8Correction[r] = 128 * sum;
-    }
   } else {
     m.bf16Tiles.assign(n, 0);
     for (int r = 0; r < m.rows; ++r)

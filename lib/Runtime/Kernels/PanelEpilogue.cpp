@@ -1,8 +1,8 @@
 //===- PanelEpilogue.cpp - Element-wise steps of the panel pipeline -------===//
 //
-// silu(gate) * up on micro-kernel results, the weighted down accumulation and
-// per-row INT8 / bf16 conversion of activations, in a portable version (the
-// numerics) and an AVX512 one (same formulas; exp by range reduction and a
+// INT8 block results scaled into fp32, silu(gate) * up, the weighted down
+// accumulation and INT8 / bf16 conversion of activations, in a portable version
+// (the numerics) and an AVX512 one (same formulas; exp by range reduction and a
 // degree-6 polynomial, relative error ~2e-7, so silu matches std::exp's to
 // fp32 rounding).
 //
@@ -27,23 +27,23 @@ namespace {
 
 inline float silu(float v) { return v / (1.f + std::exp(-v)); }
 
-void gateUpScalar(const void *C, int M, int nc, const float *xs,
-                  const float *gs, const float *us, const int32_t *gCorr,
-                  const int32_t *uCorr, float *hf, uint16_t *hb, long hStride) {
+void scaleAddScalar(const int32_t *C, int M, int cols, const float *a,
+                    int aStride, const float *w, bool first, float *F) {
+  for (int m = 0; m < M; ++m)
+    for (int c = 0; c < cols; ++c) {
+      // As scaleAdd512: one rounding for the scales' product, one for the
+      // multiply-add.
+      const float v = static_cast<float>(C[m * 32 + c]),
+                  sw = a[m * aStride] * w[c];
+      F[m * 32 + c] = first ? v * sw : std::fma(v, sw, F[m * 32 + c]);
+    }
+}
+
+void gateUpScalar(const float *C, int M, int nc, float *hf, uint16_t *hb,
+                  long hStride) {
   for (int m = 0; m < M; ++m)
     for (int c = 0; c < nc; ++c) {
-      float g, u;
-      if (gs) {
-        const int32_t *ci = static_cast<const int32_t *>(C) + m * 32;
-        g = static_cast<float>(ci[c] - (gCorr ? gCorr[c] : 0)) * xs[m] * gs[c];
-        u = static_cast<float>(ci[16 + c] - (uCorr ? uCorr[c] : 0)) * xs[m] *
-            us[c];
-      } else {
-        const float *cf = static_cast<const float *>(C) + m * 32;
-        g = cf[c];
-        u = cf[16 + c];
-      }
-      const float h = silu(g) * u;
+      const float h = silu(C[m * 32 + c]) * C[m * 32 + 16 + c];
       if (hf)
         hf[m * hStride + c] = h;
       else
@@ -51,20 +51,11 @@ void gateUpScalar(const void *C, int M, int nc, const float *xs,
     }
 }
 
-void downScalar(const void *C, int M, int nc, const float *f, const float *s,
-                const int32_t *corr, float *const *o) {
-  for (int m = 0; m < M; ++m) {
-    if (s) {
-      const int32_t *ci = static_cast<const int32_t *>(C) + m * 32;
-      for (int c = 0; c < nc; ++c)
-        o[m][c] +=
-            f[m] * s[c] * static_cast<float>(ci[c] - (corr ? corr[c] : 0));
-    } else {
-      const float *cf = static_cast<const float *>(C) + m * 32;
-      for (int c = 0; c < nc; ++c)
-        o[m][c] += f[m] * cf[c];
-    }
-  }
+void downScalar(const float *C, int M, int nc, const float *f,
+                float *const *o) {
+  for (int m = 0; m < M; ++m)
+    for (int c = 0; c < nc; ++c)
+      o[m][c] += f[m] * C[m * 32 + c];
 }
 
 float quantizeScalar(const float *x, int n, int stride, bool unsignedA,
@@ -126,38 +117,29 @@ KT_TARGET inline __m256i bf16x16(__m512 v) {
   return _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16));
 }
 
-KT_TARGET void gateUp512(const void *C, int M, int nc, const float *xs,
-                         const float *gs, const float *us, const int32_t *gCorr,
-                         const int32_t *uCorr, float *hf, uint16_t *hb,
+KT_TARGET void scaleAdd512(const int32_t *C, int M, int cols, const float *a,
+                           int aStride, const float *w, bool first, float *F) {
+  const __m512 w0 = _mm512_loadu_ps(w);
+  const __m512 w1 = cols > 16 ? _mm512_loadu_ps(w + 16) : w0;
+  for (int m = 0; m < M; ++m) {
+    const __m512 s = _mm512_set1_ps(a[m * aStride]);
+    for (int h = 0; 16 * h < cols; ++h) {
+      const __m512 v =
+          _mm512_cvtepi32_ps(_mm512_loadu_si512(C + m * 32 + 16 * h));
+      const __m512 sw = _mm512_mul_ps(s, h ? w1 : w0);
+      float *f = F + m * 32 + 16 * h;
+      _mm512_storeu_ps(f, first ? _mm512_mul_ps(v, sw)
+                                : _mm512_fmadd_ps(v, sw, _mm512_loadu_ps(f)));
+    }
+  }
+}
+
+KT_TARGET void gateUp512(const float *C, int M, int nc, float *hf, uint16_t *hb,
                          long hStride) {
   const __mmask16 k = static_cast<__mmask16>((1u << nc) - 1);
-  // INT8: scales and corrections loaded once for the M rows.
-  __m512 gsv = _mm512_setzero_ps(), usv = _mm512_setzero_ps();
-  __m512i gcv = _mm512_setzero_si512(), ucv = _mm512_setzero_si512();
-  if (gs) {
-    gsv = _mm512_maskz_loadu_ps(k, gs);
-    usv = _mm512_maskz_loadu_ps(k, us);
-    if (gCorr)
-      gcv = _mm512_maskz_loadu_epi32(k, gCorr);
-    if (uCorr)
-      ucv = _mm512_maskz_loadu_epi32(k, uCorr);
-  }
   for (int m = 0; m < M; ++m) {
-    __m512 g, u;
-    if (gs) {
-      const int32_t *ci = static_cast<const int32_t *>(C) + m * 32;
-      const __m512 s = _mm512_set1_ps(xs[m]);
-      g = _mm512_mul_ps(
-          _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_loadu_si512(ci), gcv)),
-          _mm512_mul_ps(s, gsv));
-      u = _mm512_mul_ps(_mm512_cvtepi32_ps(
-                            _mm512_sub_epi32(_mm512_loadu_si512(ci + 16), ucv)),
-                        _mm512_mul_ps(s, usv));
-    } else {
-      const float *cf = static_cast<const float *>(C) + m * 32;
-      g = _mm512_loadu_ps(cf);
-      u = _mm512_loadu_ps(cf + 16);
-    }
+    const __m512 g = _mm512_loadu_ps(C + m * 32);
+    const __m512 u = _mm512_loadu_ps(C + m * 32 + 16);
     const __m512 h = _mm512_mul_ps(silu512(g), u);
     if (hf)
       _mm512_mask_storeu_ps(hf + m * hStride, k, h);
@@ -166,46 +148,19 @@ KT_TARGET void gateUp512(const void *C, int M, int nc, const float *xs,
   }
 }
 
-/// down512 for one 16-column half h (mask k): the scales and corrections
-/// are loaded once for all M rows.
-template <bool Int8>
-KT_TARGET inline void down512Half(const void *C, int M, int h, __mmask16 k,
-                                  const float *f, const float *s,
-                                  const int32_t *corr, float *const *o) {
-  const int c = 16 * h;
-  __m512 sv = _mm512_setzero_ps();
-  __m512i cv = _mm512_setzero_si512();
-  if constexpr (Int8) {
-    sv = _mm512_maskz_loadu_ps(k, s + c);
-    if (corr)
-      cv = _mm512_maskz_loadu_epi32(k, corr + c);
-  }
-  for (int m = 0; m < M; ++m) {
-    __m512 v;
-    if constexpr (Int8) {
-      const __m512i ci = _mm512_sub_epi32(
-          _mm512_loadu_si512(static_cast<const int32_t *>(C) + m * 32 + c), cv);
-      v = _mm512_mul_ps(_mm512_cvtepi32_ps(ci), sv);
-    } else {
-      v = _mm512_loadu_ps(static_cast<const float *>(C) + m * 32 + c);
-    }
-    float *om = o[m] + c;
-    _mm512_mask_storeu_ps(
-        om, k,
-        _mm512_fmadd_ps(v, _mm512_set1_ps(f[m]), _mm512_maskz_loadu_ps(k, om)));
-  }
-}
-
-KT_TARGET void down512(const void *C, int M, int nc, const float *f,
-                       const float *s, const int32_t *corr, float *const *o) {
+KT_TARGET void down512(const float *C, int M, int nc, const float *f,
+                       float *const *o) {
   for (int h = 0; 16 * h < nc; ++h) {
-    const int left = nc - 16 * h;
+    const int c = 16 * h, left = nc - c;
     const __mmask16 k = left >= 16 ? __mmask16(0xffff)
                                    : static_cast<__mmask16>((1u << left) - 1);
-    if (s)
-      down512Half<true>(C, M, h, k, f, s, corr, o);
-    else
-      down512Half<false>(C, M, h, k, f, s, corr, o);
+    for (int m = 0; m < M; ++m) {
+      float *om = o[m] + c;
+      _mm512_mask_storeu_ps(om, k,
+                            _mm512_fmadd_ps(_mm512_loadu_ps(C + m * 32 + c),
+                                            _mm512_set1_ps(f[m]),
+                                            _mm512_maskz_loadu_ps(k, om)));
+    }
   }
 }
 
@@ -247,11 +202,12 @@ KT_TARGET void toBf16512(const float *x, int n, uint16_t *dst) {
 } // namespace
 
 PanelEpilogue scalarEpilogue() {
-  return {gateUpScalar, downScalar, quantizeScalar, toBf16Scalar};
+  return {scaleAddScalar, gateUpScalar, downScalar, quantizeScalar,
+          toBf16Scalar};
 }
 
 PanelEpilogue avx512Epilogue() {
-  return {gateUp512, down512, quantize512, toBf16512};
+  return {scaleAdd512, gateUp512, down512, quantize512, toBf16512};
 }
 
 } // namespace kt::kernels::detail

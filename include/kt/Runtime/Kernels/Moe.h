@@ -117,6 +117,9 @@ constexpr int kVnniPanelMinTokens = 5;
 /// panel of an expert once for all its weight rows, so taller tasks read
 /// the panels from L3 fewer times.
 constexpr int kPanelGateRows = 64, kPanelDownRows = 64;
+/// INT8 panel kernels: activation elements per 8-bit scale
+/// (MoeOptions::int8PanelBlock).
+constexpr int kInt8PanelBlock = 256;
 
 struct QuantConfig {
   WeightFormat format = WeightFormat::BF16;
@@ -187,11 +190,6 @@ struct PackedMatrix {
   /// (kc inner). See tileIndex().
   std::vector<int8_t> q8Tiles;
   std::vector<uint16_t> bf16Tiles;
-  /// INT8 with tiles: 128 x the sum of each weight row's q8 values,
-  /// tileRows() entries (0 for padding rows), built by addTileLayout: what
-  /// u8 activations (q + 128) add to a dot product, which the VNNI panel
-  /// kernel subtracts (computed once here rather than on every call).
-  std::vector<int32_t> u8Correction;
 
   int groupsPerRow() const { return groupSize ? paddedCols / groupSize : 0; }
   /// Holds the AMX tile layout (BF16 / INT8).
@@ -303,10 +301,10 @@ struct MoeStats {
 /// What INT8 weights are multiplied with (MoeOptions::int8Activations).
 enum class Int8Activations {
   /// W8A8: activations quantised to 8 bits too (per 128 elements on the row
-  /// kernels, per token on the panel kernels); integer dot products (VNNI,
-  /// tdpbssd), the fastest. Mean relative error on Gaussian data ~0.018
-  /// (rows) / ~0.020 (panels) against the original weights with the rotated
-  /// down projection (QuantConfig::rotateDown), 0.021 / 0.026 without.
+  /// kernels, per MoeOptions::int8PanelBlock elements on the panel kernels);
+  /// integer dot products (VNNI, tdpbssd), the fastest. Mean relative error
+  /// on Gaussian data ~0.018 (rows) / ~0.019 (panels) against the original
+  /// weights with the rotated down projection (QuantConfig::rotateDown).
   Int8,
   /// W8A16: fp32 activations on the row kernels; on the AMX path experts
   /// with many tokens have their weights dequantised to bf16 tiles for
@@ -356,6 +354,14 @@ struct MoeOptions {
   /// (bit for bit).
   int panelGateRows = 0;
   int panelDownRows = 0;
+  /// INT8 W8A8 on the panel kernels: activation elements (x over the
+  /// hidden size, h over the intermediate size) that share one 8-bit scale,
+  /// a multiple of 64; <= 0: one scale per token row (faster, less exact).
+  /// The micro-kernel runs once per block and its int32 sums are scaled
+  /// into fp32 between blocks. Mean relative error on Gaussian data at
+  /// H 2048 / I 768 (docs/kernels.md): 0.0187 at 256, 0.020 per row; the
+  /// issue's bound is 0.02.
+  int int8PanelBlock = kInt8PanelBlock;
   /// Tests only: run experts with >= amxMinTokens tokens (default 1) through
   /// the panel pipeline with its portable reference micro-kernel, so the
   /// pipeline is checked on CPUs without AMX. Needs the tile layout. On

@@ -398,7 +398,11 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   // reads its weight blocks for fewer tokens: S = pairs per expert /
   // kDownSplitPairs, 1 to kMaxDownSplits (docs/performance.md, "token
   // splits"). Dequantising kernels keep S = 1 (each task would dequantise
-  // its blocks again).
+  // its blocks again). Tasks are numbered split-major: the pool hands each
+  // thread a contiguous range of tasks, so the S splits of one row block
+  // start on S different threads at once and read its weights from memory
+  // about once (row-major numbering ran them one after another on one
+  // thread, each reading them again; docs/performance.md, "task order").
   const int S =
       k.dequant ? 1
                 : std::clamp(pairs / (NE * kDownSplitPairs), 1, kMaxDownSplits);
@@ -414,7 +418,7 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   }
   pool.run(
       rowTasks * S, timed([&](int ti, int th) {
-        const int r0 = ti / S * downRows, s = ti % S;
+        const int r0 = ti % rowTasks * downRows, s = ti / rowTasks;
         const int r1 = std::min(r0 + downRows, hTileRows);
         alignas(64) float cbuf[kPanelRows * 32];
         uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;

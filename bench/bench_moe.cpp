@@ -46,7 +46,8 @@
 // kPanelGateRows / kPanelDownRows.
 // micro/<amx|vnni|avx512bf16>_<int8|bf16>/kchunks:K: one panel micro-kernel
 // over the same 32 x K A rows and two 16-row weight blocks on every thread
-// (K 8: operands in L1; the gate/up shape: in L2), TFLOPS and fraction of
+// (K 4: an INT8 activation block; 8: operands in L1; 12 / 24: the down
+// shape at I 768; 32 / 64: the gate/up shape, in L2), TFLOPS and fraction of
 // the unit's register peak (ceiling/amx_*_peak, int8_peak, avx512bf16_peak).
 // pool/<stealing|shared>/<even|skewed>/tasks:N: one ThreadPool::run of N
 // tasks of ~1 us each (even) or with the first eighth 30x heavier (skewed):
@@ -823,13 +824,16 @@ void BM_Micro(benchmark::State &state, MicroCase c) {
   for (auto _ : state) {
     auto t0 = std::chrono::steady_clock::now();
     tp.run(tp.size(), [&](int, int) {
-      // 0x3F: int8 63, bf16 0.75 (no zeros or denormals).
-      std::vector<char> a(32 * stride + 64, 0x3F);
-      std::vector<char> b(2L * c.kChunks * 1024, 0x3F);
+      // 0x3F: int8 63, bf16 0.75 (no zeros or denormals). 64-byte aligned,
+      // as the pipeline's panels and tiles (a split line costs two).
+      const long aBytes = 32 * stride, bBytes = 2L * c.kChunks * 1024;
+      std::vector<char> buf(aBytes + bBytes + 64, 0x3F);
+      char *a = reinterpret_cast<char *>(
+          (reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+      char *b = a + aBytes;
       alignas(64) int32_t cbuf[32 * 32];
       for (long i = 0; i < calls / 64; ++i)
-        k.micro(a.data(), stride, 32, b.data(), b.data() + c.kChunks * 1024L,
-                c.kChunks, cbuf);
+        k.micro(a, stride, 32, b, b + c.kChunks * 1024L, c.kChunks, cbuf);
       sink += cbuf[0];
     });
     const double t = seconds(t0, std::chrono::steady_clock::now());
@@ -862,7 +866,7 @@ int registerAll() {
     benchmark::RegisterBenchmark(name, BM_Peak, k)->Iterations(1)->UseManualTime();
   for (bool amx : {true, false})
     for (bool int8 : {true, false})
-      for (int kc : {8, int8 ? 32 : 64}) {
+      for (int kc : {4, 8, int8 ? 12 : 24, int8 ? 32 : 64}) {
         const std::string name = std::string("micro/") +
                                  (amx ? "amx_" : int8 ? "vnni_" : "avx512bf16_") +
                                  (int8 ? "int8" : "bf16") +

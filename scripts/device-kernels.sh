@@ -33,6 +33,8 @@
 #   4. optional: `KT_AB_VAR=NAME scripts/device-kernels.sh ab` times the
 #      benchmark in alternating rounds under each value of an environment
 #      switch (see ab() below).
+#   5. optional: `scripts/device-kernels.sh peer` times kt and PyTorch in
+#      alternating rounds and prints each round's speed-ups (see peer()).
 #
 # Environment for `run`: KT_BENCH_MIN_TIME (default 0.2), KT_BENCH_FILTER
 # (default: all), KT_TESTS=0 to skip the tests, JOBS (default: nproc),
@@ -232,10 +234,57 @@ ab() {
   done
 }
 
+# kt against PyTorch in alternating rounds: KT_PEER_ROUNDS (default 3)
+# rounds of the benchmark (KT_BENCH_FILTER, default the AMX prefill cases;
+# KT_BENCH_REPS applies) followed by the PyTorch peer (KT_PEER_TOKENS,
+# default 512,2048), then each round's speed-ups (PyTorch ms / kt ms) and
+# their median: the lease's speed drifts between and within calls, so a
+# ratio means something only between runs close in time.
+peer() {
+  build
+  local filter=${KT_BENCH_FILTER:-'^(moe|qwen3_30b_a3b)/amx_(bf16|int8)/tokens:(512|2048)/'}
+  local r
+  for r in $(seq "${KT_PEER_ROUNDS:-3}"); do
+    echo "== round $r"
+    bench 0.1 --benchmark_filter="$filter" > "$out/peer_${r}_kt.json"       2>/dev/null || echo "bench rc=$?"
+    KT_PEER_TOKENS=${KT_PEER_TOKENS:-512,2048}       timeout "${KT_PEER_TIMEOUT:-240}" python3 scripts/moe_peer_torch.py       > "$out/peer_${r}_torch.json" 2>/dev/null || echo "peer rc=$?"
+  done
+  python3 - "$out" "${KT_PEER_ROUNDS:-3}" <<'PY' || true
+import json, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+ratios = {}
+for r in range(1, rounds + 1):
+    try:
+        kt = json.load(open(f"{out}/peer_{r}_kt.json"))["benchmarks"]
+        torch = json.load(open(f"{out}/peer_{r}_torch.json"))["results"]
+    except (OSError, ValueError, KeyError) as e:
+        print(f"round {r}: no result ({e})")
+        continue
+    ref = {}
+    for t in torch:  # e.g. moe/torch_bf16/tokens:2048
+        model, _, tok = t["name"].split("/")
+        ref[(model, tok)] = t["ms"]
+    for b in kt:
+        if b.get("error_occurred") or b.get("aggregate_name") not in (None, "median"):
+            continue
+        model, method, tok = b["name"].split("/")[:3]
+        if (model, tok) not in ref:
+            continue
+        x = ref[(model, tok)] / b["real_time"]
+        key = f"{model}/{method}/{tok}"
+        ratios.setdefault(key, []).append(x)
+        print(f"round {r}: {key} kt {b['real_time']:.4g} ms, torch {ref[(model, tok)]:.4g} ms: {x:.2f}x")
+for key, xs in sorted(ratios.items()):
+    print(f"{key}: speed-up per round " + " / ".join(f"{x:.2f}" for x in xs) +
+          f", median {statistics.median(xs):.2f}x")
+PY
+}
+
 case "${1:-}" in
   stage) stage ;;
   run) run ;;
   threads) threads ;;
   ab) ab ;;
-  *) echo "usage: $0 stage|run|threads|ab" >&2; exit 2 ;;
+  peer) peer ;;
+  *) echo "usage: $0 stage|run|threads|ab|peer" >&2; exit 2 ;;
 esac

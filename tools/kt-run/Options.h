@@ -16,6 +16,7 @@ struct RunOptions {
   std::string model, rules, planFile;
   std::string expertsDir; ///< --experts-dir: routed experts from kt-quant
   bool int8FloatActivations = false; ///< --int8-activations float
+  std::optional<int> int8ActBlock;   ///< --int8-act-block
   kt::ComputeType dtype = kt::ComputeType::F32;
   std::optional<std::string> prompt, tokenize;
   std::optional<std::vector<int64_t>> promptIds;

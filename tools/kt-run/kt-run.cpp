@@ -155,6 +155,8 @@ int main(int argc, char **argv) {
   eo.modelDir = o.model;
   eo.expertsDir = o.expertsDir;
   eo.int8FloatActivations = o.int8FloatActivations;
+  if (o.int8ActBlock)
+    eo.int8ActBlock = *o.int8ActBlock;
   auto model = kt::Model::load(*plan, eo);
   if (!model.ok()) {
     std::string msg = model.error().message;

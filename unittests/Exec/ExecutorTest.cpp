@@ -221,6 +221,33 @@ TEST(Executor, Int8FloatActivationsCloserToReference) {
   EXPECT_LT(d16, d8);
 }
 
+/// ExecOptions::int8ActBlock (kt-run --int8-act-block) reaches the experts'
+/// preparation: a block that is no whole number of 64-byte chunks is refused
+/// at load with the option's name; 0 (one scale per token) and 128 load and
+/// run. (The fixture's hidden size, 64, is one block either way, so their
+/// results agree; the blocks' numerics are tested in unittests/Kernels,
+/// PanelInt8RealShapeAccuracy.)
+TEST(Executor, Int8ActBlockIsCheckedAndPassedOn) {
+  Plan q8 = compile("qwen3-moe", "qwen3-moe-cpu-int8.yaml");
+  ExecOptions o;
+  o.threads = 2;
+  o.int8ActBlock = 96;
+  auto bad = Model::load(q8, o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("int8ActBlock 96"), std::string::npos)
+      << bad.error().message;
+  std::vector<std::vector<float>> logits;
+  for (int block : {0, 128}) {
+    o.int8ActBlock = block;
+    auto m = Model::load(q8, o);
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    auto l = (*m)->forward(kIds, true);
+    ASSERT_TRUE(l.ok());
+    logits.push_back(*l);
+  }
+  EXPECT_EQ(logits[0], logits[1]);
+}
+
 /// Packed experts split across (virtual) NUMA nodes: ExecOptions::numaNodes
 /// and KT_NUMA_NODES select the per-node pools and NumaMoe weights. The
 /// fixture's intermediate size (24) is below one 128-column slice, so the

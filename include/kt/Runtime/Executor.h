@@ -54,6 +54,10 @@ struct ExecOptions {
   /// likewise keep fp32 activations on the row kernels
   /// (Int4Activations::Float). kt-run --int8-activations float.
   bool int8FloatActivations = false;
+  /// INT8 W8A8 experts on the panel kernels: activation elements per 8-bit
+  /// scale (kernels::MoeOptions::int8PanelBlock; 0: one per token; < 0:
+  /// the kernels' default, kInt8PanelBlock). kt-run --int8-act-block.
+  int int8ActBlock = -1;
 };
 
 /// Wall time and token counts of the calls so far.

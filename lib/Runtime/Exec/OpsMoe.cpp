@@ -56,6 +56,7 @@ public:
   /// Instead of `packed` when experts are split across NUMA nodes.
   std::unique_ptr<kernels::NumaMoe> numaPacked;
   bool int8FloatActivations = false; ///< ExecOptions::int8FloatActivations
+  int int8ActBlock = -1;             ///< ExecOptions::int8ActBlock
   void run(const PlanOp &op, std::vector<Value> &v, RunContext &ctx) override {
     const Value &x = v[op.inputs[0]];
     const Value &ids = v[op.inputs[1]];
@@ -80,6 +81,8 @@ public:
     args.outType = kernels::DType::F32;
     kernels::MoeOptions opts;
     opts.pool = ctx.pool;
+    if (int8ActBlock >= 0)
+      opts.int8PanelBlock = int8ActBlock;
     if (int8FloatActivations) { // INT8 and INT4 experts keep fp32 activations
       opts.int8Activations = kernels::Int8Activations::Float;
       opts.int4Activations = kernels::Int4Activations::Float;
@@ -95,6 +98,11 @@ Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
                                                  LoadContext &ctx) {
   auto r = std::make_unique<ExpertsRunner>();
   r->int8FloatActivations = ctx.opts.int8FloatActivations;
+  r->int8ActBlock = ctx.opts.int8ActBlock;
+  if (r->int8ActBlock > 0 && r->int8ActBlock % 64 != 0)
+    return Error{"ExecOptions::int8ActBlock " +
+                 std::to_string(r->int8ActBlock) +
+                 " is not a multiple of 64 (activation elements per scale)"};
   auto quant =
       formatFor(attrStr(op, "backend"), ctx.opts.dtype == ComputeType::BF16);
   if (!ctx.opts.expertsDir.empty()) { // packed offline by kt-quant

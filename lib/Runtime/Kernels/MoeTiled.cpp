@@ -331,18 +331,21 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
         blocks(G, t.r0, r1, dq, gb);
         blocks(U, t.r0, r1,
                dq ? dq + (r1 - t.r0) / kTileRows * gateBlock : nullptr, ub);
+        // INT8: each weight block's gate | up row scales, once per task.
+        alignas(64) float wsc[kMaxTaskBlocks][32];
+        if (int8)
+          for (int rb = t.r0; rb < r1; rb += kTileRows) {
+            const int q = (rb - t.r0) / kTileRows;
+            rowScales(G, rb, 16, wsc[q]);
+            rowScales(U, rb, 16, wsc[q] + 16);
+          }
         for (int j0 = 0; j0 < n; j0 += kPanelRows) {
           const int M = std::min(kPanelRows, n - j0);
           const long row0 = L.base[t.i] + j0;
           for (int rb = t.r0; rb < r1; rb += kTileRows) {
             const int q = (rb - t.r0) / kTileRows;
-            alignas(64) float wsc[32];
-            if (int8) {
-              rowScales(G, rb, 16, wsc);
-              rowScales(U, rb, 16, wsc + 16);
-            }
             product(xp + row0 * L.xStride, L.xStride, M, gb[q], ub[q],
-                    L.xChunks, bx, xs + row0 * nbx, nbx, wsc, cbuf);
+                    L.xChunks, bx, xs + row0 * nbx, nbx, wsc[q], cbuf);
             const int nc = std::min(kTileRows, I - rb);
             epi.gateUp(
                 cbuf, M, nc, int8 ? hf + row0 * PI + rb : nullptr,
@@ -423,6 +426,7 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
         alignas(64) float cbuf[kPanelRows * 32];
         uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
         const char *db[kMaxTaskBlocks];
+        alignas(64) float wsc[kMaxTaskBlocks / 2][32]; // INT8: per block pair
         for (int i = 0; i < NE; ++i) {
           const int e = experts[i], p0 = rt.offsets[e];
           const int jb = cut[i * (S + 1) + s], n = cut[i * (S + 1) + s + 1];
@@ -430,6 +434,9 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
             continue;
           const PackedMatrix &D = w.down[e];
           blocks(D, r0, r1, dq, db);
+          if (int8)
+            for (int rb = r0; rb < r1; rb += 2 * kTileRows)
+              rowScales(D, rb, 32, wsc[(rb - r0) / (2 * kTileRows)]);
           for (int j0 = jb; j0 < n; j0 += kPanelRows) {
             const int M = std::min(kPanelRows, n - j0);
             const long row0 = L.base[i] + j0;
@@ -442,12 +449,9 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
             }
             for (int rb = r0; rb < r1; rb += 2 * kTileRows) {
               const int q = (rb - r0) / kTileRows;
-              alignas(64) float wsc[32];
-              if (int8)
-                rowScales(D, rb, 32, wsc);
               product(hp + row0 * L.hStride, L.hStride, M, db[q],
                       rb + kTileRows < r1 ? db[q + 1] : nullptr, L.hChunks, bh,
-                      hs + row0 * nbh, nbh, wsc, cbuf);
+                      hs + row0 * nbh, nbh, wsc[q / 2], cbuf);
               epi.down(cbuf, M, std::min(2 * kTileRows, H - rb), f, o);
               for (int m = 0; m < M; ++m)
                 o[m] += 2 * kTileRows;

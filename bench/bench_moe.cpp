@@ -21,10 +21,6 @@
 //                      AVX512-BF16 panel kernels on the same tiles below
 //   amx_int8_float     amx_int8 with Int8Activations::Float (W8A16: INT8
 //                      weights dequantised to bf16 tiles, tdpbf16ps)
-//   amx_int8_unrotated, int8_rowscale, amx_int8_rowscale, amx_int8_hpass
-//                      variants of amx_int8 / int8: down not rotated, one
-//                      activation scale per token row, h finished in a
-//                      separate pass (MoeOptions::int8HInTask off)
 //   amx_int4           KernelPath::AMX on INT4 g64 weights: nibbles
 //                      dequantised to bf16 tiles for tdpbf16ps from
 //                      kAmxMinTokensInt4 tokens, the AVX512 row kernel below
@@ -367,13 +363,10 @@ struct Method {
   /// INT8 panels: MoeOptions::int8PanelBlock (0: one activation scale per
   /// token row, what the blocks cost).
   int int8PanelBlock = kInt8PanelBlock;
-  /// INT8 panels: h rotated and quantised in a separate pass
-  /// (MoeOptions::int8HInTask off), what finishing h in the tasks gains.
-  bool hPass = false;
-  /// A variant of another method (unrotated, other activation blocks, h
-  /// pass): not in the tune/ and threshold/ sweeps.
+  /// A variant of another method (unrotated, other activation blocks): not
+  /// in the tune/ and threshold/ sweeps.
   bool variant() const {
-    return unrotated || int8PanelBlock != kInt8PanelBlock || hPass;
+    return unrotated || int8PanelBlock != kInt8PanelBlock;
   }
 };
 constexpr int kNoPanels = 1 << 30;
@@ -399,9 +392,6 @@ const Method kMethods[] = {
     {"amx_int8_rowscale", WeightFormat::INT8, KernelPath::AMX,
      TilePacking::Auto, 0, false, Int8Activations::Int8, Int4Activations::Int8,
      false, 0},
-    {"amx_int8_hpass", WeightFormat::INT8, KernelPath::AMX, TilePacking::Auto,
-     0, false, Int8Activations::Int8, Int4Activations::Int8, false,
-     kInt8PanelBlock, true},
     {"rowlayout_int8", WeightFormat::INT8, KernelPath::AVX512,
      TilePacking::Always, kNoPanels, true},
     {"rowlayout_bf16", WeightFormat::BF16, KernelPath::AVX512BF16,
@@ -550,7 +540,6 @@ void BM_Moe(benchmark::State &state, Case c) {
   o.int8Activations = c.method.int8Act;
   o.int4Activations = c.method.int4Act;
   o.int8PanelBlock = c.method.int8PanelBlock;
-  o.int8HInTask = !c.method.hPass;
   const double bytes = moeBytesRead(ls[0], a), flops = moeFlops(ls[0], a);
   const double bw = measureReadBw();
   const char *unit = "";

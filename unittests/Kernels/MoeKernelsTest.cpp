@@ -555,44 +555,6 @@ std::vector<float> runWith(const Problem &p, const MoeWeights &w,
   return out;
 }
 
-// INT8 W8A8 panels: gate/up tasks rotate and quantise the h values they
-// computed (MoeOptions::int8HInTask) with the bits of the separate pass,
-// for any activation block (tasks of 1 .. 6 blocks per expert), an
-// intermediate size whose rotation ends in 32 / 16 / 8 / 4-element pieces
-// and a last block cut short (I 700: h padded to 704), partial token panels,
-// and 1 .. 3 threads; the result also meets the format bound.
-TEST(MoeKernels, Int8HFinishedInTasksGivesPassBits) {
-  Problem p = makeProblem(4, 256, 700, 90, 2, 29, /*skipSome=*/true);
-  QuantConfig cfg{WeightFormat::INT8, 0, false, TilePacking::Always};
-  MoeWeights w = pack(p, cfg);
-  ASSERT_EQ(w.down[0].rotation, kRotationBlock);
-  const std::vector<double> deq = dequantRef(p, w, p.x);
-  std::vector<std::pair<KernelPath, bool>> paths{{KernelPath::Scalar, true}};
-  if (pathSupported(KernelPath::AMX, WeightFormat::INT8))
-    paths.push_back({KernelPath::AMX, false});
-  if (pathSupported(KernelPath::AVX512, WeightFormat::INT8) &&
-      cpuFeatures().avx512vnni)
-    paths.push_back({KernelPath::AVX512, false});
-  for (auto [path, emulate] : paths)
-    for (int block : {64, 128, 256, 0})
-      for (int threads : {1, 3}) {
-        SCOPED_TRACE(std::string(toString(path)) + " block " +
-                     std::to_string(block) + " threads " +
-                     std::to_string(threads));
-        MoeOptions o;
-        o.path = path;
-        o.threads = threads;
-        o.amxMinTokens = 1;
-        o.vnniMinTokens = 1;
-        o.emulatePanels = emulate;
-        o.int8PanelBlock = block;
-        const std::vector<float> inTask = runWith(p, w, o);
-        o.int8HInTask = false;
-        EXPECT_EQ(inTask, runWith(p, w, o));
-        EXPECT_LE(meanRelErr(inTask, deq), kInt8MoeBound);
-      }
-}
-
 // INT8 weights times unquantised activations (Int8Activations::Float): the
 // row kernels (fp32) on every path and the panel pipeline (weights
 // dequantised to bf16 tiles) against float64 with the dequantised weights,

@@ -35,7 +35,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <numeric>
 #include <stdexcept>
 
 namespace kt::kernels::detail {
@@ -190,28 +189,8 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   const int nbh = int8 ? (L.hChunks + bh - 1) / bh : 1;
   float *xs = ws.take<float>(static_cast<std::size_t>(L.rows) * nbx);
   float *hs = ws.take<float>(static_cast<std::size_t>(L.rows) * nbh);
-  // INT8 activations: gate/up tasks whose rows are whole rotation and
-  // activation blocks of h (hRows of them) rotate and quantise their part of
-  // each token panel's h themselves, from a per-thread fp32 buffer (hl, row
-  // stride hlStride), so h never goes through memory in fp32 and step 3 has
-  // nothing to do. Otherwise (a block wider than kMaxTaskBlocks tiles, or
-  // MoeOptions::int8HInTask off) h goes to hf and step 3 finishes it.
-  const int rot = w.down[experts[0]].rotation;
-  int hRows = 0;
-  if (int8 && opts.int8HInTask) {
-    const int unit = std::lcm(bh * kTileBytes, std::max(rot, 1));
-    const int rows = (gateRows + unit - 1) / unit * unit;
-    if (rows <= 16 * kMaxTaskBlocks)
-      hRows = rows;
-  }
-  const int taskRows = hRows ? hRows : gateRows;
-  const long hlStride = hRows + 16; // rows 1 KiB apart share L1 sets
-  float *hl = hRows ? ws.take<float>(static_cast<std::size_t>(pool.size()) *
-                                     kPanelRows * hlStride)
-                    : nullptr;
-  float *hf = int8 && !hRows
-                  ? ws.take<float>(static_cast<std::size_t>(L.rows) * PI)
-                  : nullptr;
+  float *hf = int8 ? ws.take<float>(static_cast<std::size_t>(L.rows) * PI)
+                   : nullptr;
   // Quantises row x (n values, stride elements) per block of `b` chunks into
   // dst, one scale per block into sc.
   auto quantize = [&](const float *x, int n, int stride, int b, char *dst,
@@ -338,13 +317,13 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
   std::vector<Task> tasks;
   const int iTileRows = w.gate[experts[0]].tileRows();
   for (int i = 0; i < NE; ++i)
-    for (int r0 = 0; r0 < iTileRows; r0 += taskRows)
+    for (int r0 = 0; r0 < iTileRows; r0 += gateRows)
       tasks.push_back({i, r0});
   pool.run(
       static_cast<int>(tasks.size()), timed([&](int ti, int th) {
         const Task t = tasks[ti];
         const int e = experts[t.i], n = rt.count(e);
-        const int r1 = std::min(t.r0 + taskRows, iTileRows);
+        const int r1 = std::min(t.r0 + gateRows, iTileRows);
         const PackedMatrix &G = w.gate[e], &U = w.up[e];
         alignas(64) float cbuf[kPanelRows * 32];
         uint16_t *dq = dqAll ? dqAll + dqPerThread * th : nullptr;
@@ -360,37 +339,19 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
             rowScales(G, rb, 16, wsc[q]);
             rowScales(U, rb, 16, wsc[q] + 16);
           }
-        float *hlt = hl ? hl + th * kPanelRows * hlStride : nullptr;
         for (int j0 = 0; j0 < n; j0 += kPanelRows) {
           const int M = std::min(kPanelRows, n - j0);
           const long row0 = L.base[t.i] + j0;
-          // INT8: fp32 h of this panel, column rb at hq + rb - hq0.
-          float *hq = hlt ? hlt : hf ? hf + row0 * PI : nullptr;
-          const int hq0 = hlt ? t.r0 : 0;
-          const long hqStride = hlt ? hlStride : PI;
           for (int rb = t.r0; rb < r1; rb += kTileRows) {
             const int q = (rb - t.r0) / kTileRows;
             product(xp + row0 * L.xStride, L.xStride, M, gb[q], ub[q],
                     L.xChunks, bx, xs + row0 * nbx, nbx, wsc[q], cbuf);
             const int nc = std::min(kTileRows, I - rb);
             epi.gateUp(
-                cbuf, M, nc, int8 ? hq + (rb - hq0) : nullptr,
+                cbuf, M, nc, int8 ? hf + row0 * PI + rb : nullptr,
                 int8 ? nullptr
                      : reinterpret_cast<uint16_t *>(hp + row0 * L.hStride) + rb,
-                int8 ? hqStride : L.hStride / 2);
-          }
-          if (!hlt)
-            continue;
-          // The task's h columns [r0, min(r1, I)) are whole rotation and
-          // activation blocks of the row (the last one may end at I and
-          // pad to PI), so this gives step 3's bits.
-          const int nh = std::min(r1, I) - t.r0;
-          const int width = std::min(t.r0 + taskRows, PI) - t.r0;
-          for (int m = 0; m < M; ++m) {
-            float *v = hlt + m * hlStride;
-            hadamardRotate(v, nh, rot);
-            quantize(v, nh, width, bh, hp + (row0 + m) * L.hStride + t.r0,
-                     hs + (row0 + m) * nbh + t.r0 / (bh * kTileBytes));
+                int8 ? PI : L.hStride / 2);
           }
         }
       }));
@@ -400,7 +361,8 @@ void runPanelExperts(const MoeWeights &w, const Routing &rt,
 
   // 3. Each pair's h row rotated as the down weights are (INT8 weights),
   // and INT8: quantised (padding rows were zeroed in 1).
-  if ((int8 && !hRows) || (!int8 && rot))
+  const int rot = w.down[experts[0]].rotation;
+  if (int8 || rot)
     forEach(pool, static_cast<int>(groups.size()),
             static_cast<std::size_t>(pairs) * PI, [&](int gi, int) {
               const Group g = groups[gi];

@@ -362,12 +362,6 @@ struct MoeOptions {
   /// H 2048 / I 768 (docs/kernels.md): 0.0187 at 256, 0.020 per row; the
   /// issue's bound is 0.02.
   int int8PanelBlock = kInt8PanelBlock;
-  /// INT8 W8A8 on the panel kernels: gate/up tasks rotate and quantise the
-  /// h values they compute while these are in cache (their height is then
-  /// rounded up to whole rotation and activation blocks). false: h goes to
-  /// memory in fp32 and a separate pass finishes it (for comparisons; same
-  /// bits).
-  bool int8HInTask = true;
   /// Tests only: run experts with >= amxMinTokens tokens (default 1) through
   /// the panel pipeline with its portable reference micro-kernel, so the
   /// pipeline is checked on CPUs without AMX. Needs the tile layout. On

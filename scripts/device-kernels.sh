@@ -32,7 +32,8 @@
 #
 #   4. optional: `KT_AB_VAR=NAME scripts/device-kernels.sh ab` times the
 #      benchmark in alternating rounds under each value of an environment
-#      switch (see ab() below).
+#      switch and ends with each value's per-round ratios to the first
+#      value (see ab() and ab_pairs() below).
 #   5. optional: `scripts/device-kernels.sh peer` times kt and PyTorch in
 #      alternating rounds and prints each round's speed-ups (see peer()).
 #
@@ -232,6 +233,46 @@ ab() {
       summarise "$out/ab_${r}_$v.json"
     done
   done
+  ab_pairs "${KT_AB_ROUNDS:-3}" ${KT_AB_VALUES:-0 1}
+}
+
+# After ab: per case and per value after the first, the ratio to the first
+# value within each round (time of the whole call and of each phase that
+# ran: the busy means, i.e. each thread's time inside the phase's tasks),
+# the median over rounds and in how many rounds the value was faster. Only
+# ratios within a round mean something on a machine whose speed drifts.
+ab_pairs() {
+  python3 - "$out" "$@" <<'PY' || true
+import json, statistics, sys
+out, rounds, values = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+keys = ["real_time", "ms_gate_up_busy_mean", "ms_down_busy_mean",
+        "ms_quant_h", "ms_panels", "ms_prepare"]
+def load(r, v):
+    try:
+        d = json.load(open(f"{out}/ab_{r}_{v}.json"))["benchmarks"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {b["run_name"]: b for b in d
+            if b.get("aggregate_name") in (None, "median")
+            and not b.get("error_occurred")}
+runs = {(r, v): load(r, v) for r in range(1, rounds + 1) for v in values}
+base = values[0]
+for v in values[1:]:
+    names = sorted({n for (r, w), d in runs.items() if w == v for n in d})
+    for n in names:
+        for k in keys:
+            xs = [runs[(r, v)][n][k] / runs[(r, base)][n][k]
+                  for r in range(1, rounds + 1)
+                  if n in runs[(r, v)] and n in runs[(r, base)]
+                  and runs[(r, base)][n].get(k, 0) > 0.05
+                  and k in runs[(r, v)][n]]
+            if not xs:
+                continue
+            print(f"{n} {k}: {v} / {base} per round " +
+                  " ".join(f"{x:.3f}" for x in xs) +
+                  f", median {statistics.median(xs):.3f}, faster in "
+                  f"{sum(x < 1 for x in xs)} of {len(xs)}")
+PY
 }
 
 # kt against PyTorch in alternating rounds: KT_PEER_ROUNDS (default 3)

@@ -4,6 +4,8 @@
 
 #include "ArgCursor.h"
 
+#include "kt/Runtime/Kernels/Moe.h"
+
 #include <charconv>
 #include <cstring>
 
@@ -189,7 +191,8 @@ std::optional<std::string> parseOptions(int argc, char **argv, RunOptions &o,
     return std::string("--top-k must be >= 0");
   if (o.sampling.repetitionPenalty <= 0)
     return std::string("--repetition-penalty must be > 0");
-  if (o.int8ActBlock && (*o.int8ActBlock < 0 || *o.int8ActBlock % 64 != 0))
+  if (o.int8ActBlock && (*o.int8ActBlock < 0 ||
+                         !kt::kernels::int8PanelBlockValid(*o.int8ActBlock)))
     return "--int8-act-block must be 0 or a positive multiple of 64, not " +
            std::to_string(*o.int8ActBlock);
   if (o.threads < 0 || o.context < 0)

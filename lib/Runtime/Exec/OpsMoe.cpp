@@ -99,7 +99,7 @@ Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
   auto r = std::make_unique<ExpertsRunner>();
   r->int8FloatActivations = ctx.opts.int8FloatActivations;
   r->int8ActBlock = ctx.opts.int8ActBlock;
-  if (r->int8ActBlock > 0 && r->int8ActBlock % 64 != 0)
+  if (!kernels::int8PanelBlockValid(r->int8ActBlock))
     return Error{"ExecOptions::int8ActBlock " +
                  std::to_string(r->int8ActBlock) +
                  " is not a multiple of 64 (activation elements per scale)"};

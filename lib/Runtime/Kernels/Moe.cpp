@@ -227,7 +227,7 @@ void moeForward(const MoeWeights &w, const MoeArgs &args,
   if (T < 0 || K < 0 || (T > 0 && (!args.x || !args.out)) ||
       (T > 0 && K > 0 && (!args.ids || !args.weights)))
     throw std::invalid_argument("moeForward: bad arguments");
-  if (opts.int8PanelBlock > 0 && opts.int8PanelBlock % kTileBytes != 0)
+  if (!int8PanelBlockValid(opts.int8PanelBlock))
     throw std::invalid_argument("moeForward: int8PanelBlock " +
                                 std::to_string(opts.int8PanelBlock) +
                                 " is not a multiple of 64");

@@ -120,6 +120,11 @@ constexpr int kPanelGateRows = 64, kPanelDownRows = 64;
 /// INT8 panel kernels: activation elements per 8-bit scale
 /// (MoeOptions::int8PanelBlock).
 constexpr int kInt8PanelBlock = 256;
+/// Whether `elements` is a valid MoeOptions::int8PanelBlock: <= 0 (one
+/// scale per token row) or whole 64-byte chunks of INT8 activations.
+constexpr bool int8PanelBlockValid(int elements) {
+  return elements <= 0 || elements % kTileBytes == 0;
+}
 
 struct QuantConfig {
   WeightFormat format = WeightFormat::BF16;

@@ -8,7 +8,9 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
+#include <tuple>
 
 #include <dirent.h>
 #include <pthread.h>
@@ -151,40 +153,63 @@ std::vector<NumaNodeInfo> group(const std::vector<int> &cpus, NodeOf nodeOf,
 }
 
 #ifdef KT_HAVE_HWLOC
+/// An hwloc topology, loaded from this machine or from a description.
 struct Hwloc {
   hwloc_topology_t topo = nullptr;
-  Hwloc() {
-    if (hwloc_topology_init(&topo) != 0)
+  /// setup (may be null) points hwloc at a description before the load.
+  template <class Setup> explicit Hwloc(Setup setup) {
+    if (hwloc_topology_init(&topo) != 0) {
       topo = nullptr;
-    else if (hwloc_topology_load(topo) != 0) {
+      return;
+    }
+    if (setup(topo) != 0 || hwloc_topology_load(topo) != 0) {
       hwloc_topology_destroy(topo);
       topo = nullptr;
     }
   }
+  Hwloc(const Hwloc &) = delete;
+  Hwloc &operator=(const Hwloc &) = delete;
   ~Hwloc() {
     if (topo)
       hwloc_topology_destroy(topo);
   }
 };
 Hwloc &hwloc() {
-  static Hwloc h;
+  static Hwloc h([](hwloc_topology_t) { return 0; });
   return h;
 }
 
-bool fromHwloc(const std::vector<int> &allowed, CpuTopology &t) {
-  hwloc_topology_t topo = hwloc().topo;
+/// Memory an operating system exposes as a NUMA node of its own besides the
+/// DRAM next to the cores (hwloc's subtypes: "HBM", "MCDRAM", "NVM",
+/// "GPUMemory", "CXL-DRAM", ...). A PU's node is its DRAM node.
+bool specialMemory(hwloc_obj_t node) {
+  return node->subtype && std::string(node->subtype) != "DRAM";
+}
+
+bool fromHwloc(hwloc_topology_t topo, const std::vector<int> &allowed,
+               CpuTopology &t) {
   if (!topo)
     return false;
+  // PU -> the node whose memory it uses. A PU may lie in the cpuset of
+  // several nodes (HBM or CXL memory attached to its package, a memory-only
+  // node attached to the whole machine): DRAM before special memory, then
+  // the most local node (fewest PUs), then the lowest OS index.
+  std::map<int, std::tuple<bool, int, unsigned>> rank;
   std::map<int, int> node, core; // PU -> OS node index, core key
   const int numNodes = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
   for (int i = 0; i < numNodes; ++i) {
     hwloc_obj_t n = hwloc_get_obj_by_type(topo, HWLOC_OBJ_NUMANODE, i);
     if (!n || !n->cpuset)
       continue;
+    const std::tuple<bool, int, unsigned> r{
+        specialMemory(n), hwloc_bitmap_weight(n->cpuset), n->os_index};
     int pu;
     hwloc_bitmap_foreach_begin(pu, n->cpuset) {
-      if (!node.count(pu))
+      auto it = rank.find(pu);
+      if (it == rank.end() || r < it->second) {
+        rank[pu] = r;
         node[pu] = static_cast<int>(n->os_index);
+      }
     }
     hwloc_bitmap_foreach_end();
   }
@@ -202,6 +227,9 @@ bool fromHwloc(const std::vector<int> &allowed, CpuTopology &t) {
     hwloc_bitmap_foreach_end();
   }
   std::vector<int> cpus;
+  if (allowed.empty())
+    for (const auto &[pu, key] : core)
+      cpus.push_back(pu);
   for (int c : allowed)
     if (core.count(c))
       cpus.push_back(c);
@@ -210,14 +238,19 @@ bool fromHwloc(const std::vector<int> &allowed, CpuTopology &t) {
   t.nodes = group(
       cpus, [&](int c) { return node.count(c) ? node[c] : 0; },
       [&](int c) { return core[c]; });
-  t.source = "hwloc";
+  t.source = hwloc_topology_is_thissystem(topo)
+                 ? "hwloc"
+                 : "hwloc, described: not this machine";
   return true;
 }
 #endif
 
-bool fromSysfs(const std::vector<int> &allowed, CpuTopology &t) {
+/// Nodes and cores from the sysfs tree under root ("" = the host's).
+bool fromSysfsTree(const std::string &root, const std::vector<int> &allowed,
+                   CpuTopology &t) {
+  const std::string nodeDir = root + "/sys/devices/system/node";
   std::map<int, int> node;
-  DIR *d = opendir("/sys/devices/system/node");
+  DIR *d = opendir(nodeDir.c_str());
   if (!d)
     return false;
   while (dirent *e = readdir(d)) {
@@ -225,19 +258,24 @@ bool fromSysfs(const std::vector<int> &allowed, CpuTopology &t) {
     if (name.rfind("node", 0) != 0 || name.size() == 4 ||
         !std::all_of(name.begin() + 4, name.end(), ::isdigit))
       continue;
+    // Memory-only nodes (HBM in flat mode, CXL) list no CPUs.
     const int os = std::stoi(name.substr(4));
-    for (int c : parseCpuList(
-             readLine("/sys/devices/system/node/" + name + "/cpulist")))
-      node[c] = os;
+    for (int c : parseCpuList(readLine(nodeDir + "/" + name + "/cpulist")))
+      if (!node.count(c) || os < node[c])
+        node[c] = os;
   }
   closedir(d);
   if (node.empty())
     return false;
+  std::vector<int> cpus = allowed;
+  if (cpus.empty())
+    for (const auto &[c, os] : node)
+      cpus.push_back(c);
   t.nodes = group(
-      allowed, [&](int c) { return node.count(c) ? node[c] : 0; },
+      cpus, [&](int c) { return node.count(c) ? node[c] : 0; },
       [&](int c) {
         std::vector<int> sib = parseCpuList(
-            readLine("/sys/devices/system/cpu/cpu" + std::to_string(c) +
+            readLine(root + "/sys/devices/system/cpu/cpu" + std::to_string(c) +
                      "/topology/thread_siblings_list"));
         return sib.empty() ? c : *std::min_element(sib.begin(), sib.end());
       });
@@ -249,10 +287,10 @@ CpuTopology detect() {
   CpuTopology t;
   const std::vector<int> allowed = allowedCpus();
 #ifdef KT_HAVE_HWLOC
-  if (fromHwloc(allowed, t))
+  if (fromHwloc(hwloc().topo, allowed, t))
     return t;
 #endif
-  if (fromSysfs(allowed, t))
+  if (fromSysfsTree("", allowed, t))
     return t;
   t.nodes = group(
       allowed, [](int) { return 0; }, [](int c) { return c; });
@@ -264,6 +302,54 @@ CpuTopology detect() {
 
 const CpuTopology &CpuTopology::host() {
   static const CpuTopology t = detect();
+  return t;
+}
+
+CpuTopology CpuTopology::describedByHwloc(const std::string &description,
+                                          const std::vector<int> &allowed) {
+  const std::string what =
+      description.size() > 60 ? description.substr(0, 57) + "..." : description;
+#ifdef KT_HAVE_HWLOC
+  const bool xmlText = description.find('<') != std::string::npos;
+  const bool xmlFile =
+      !xmlText && description.size() > 4 &&
+      description.compare(description.size() - 4, 4, ".xml") == 0;
+  if (xmlFile && access(description.c_str(), R_OK) != 0)
+    throw std::runtime_error(description + ": cannot read the hwloc XML file");
+  Hwloc h([&](hwloc_topology_t topo) {
+    if (xmlText)
+      return hwloc_topology_set_xmlbuffer( // the size counts the final '\0'
+          topo, description.c_str(), static_cast<int>(description.size()) + 1);
+    if (xmlFile)
+      return hwloc_topology_set_xml(topo, description.c_str());
+    return hwloc_topology_set_synthetic(topo, description.c_str());
+  });
+  if (!h.topo)
+    throw std::runtime_error(
+        "hwloc could not read the topology " +
+        std::string(xmlText   ? "XML"
+                    : xmlFile ? "file " + description
+                              : "description '" + what + "'") +
+        (xmlFile ? "" : " (an hwloc XML document or synthetic description)"));
+  CpuTopology t;
+  if (!fromHwloc(h.topo, allowed, t))
+    throw std::runtime_error("the topology '" + what +
+                             "' has none of the allowed PUs");
+  t.source = "hwloc, described";
+  return t;
+#else
+  (void)allowed;
+  throw std::runtime_error("cannot read the topology '" + what +
+                           "': kt was built without hwloc");
+#endif
+}
+
+CpuTopology CpuTopology::fromSysfs(const std::string &root,
+                                   const std::vector<int> &allowed) {
+  CpuTopology t;
+  if (!fromSysfsTree(root == "/" ? "" : root, allowed, t))
+    throw std::runtime_error(root + "/sys/devices/system/node: no NUMA node "
+                                    "with CPUs listed");
   return t;
 }
 
@@ -281,7 +367,9 @@ bool pinCurrentThread(const CpuCore &core) {
 bool bindMemoryToNode(const void *p, std::size_t bytes, int osIndex) {
 #ifdef KT_HAVE_HWLOC
   hwloc_topology_t topo = hwloc().topo;
-  if (!topo || !p || osIndex < 0)
+  // A described topology (HWLOC_XMLFILE, HWLOC_SYNTHETIC) binds nothing:
+  // hwloc reports success without calling the OS.
+  if (!topo || !p || osIndex < 0 || !hwloc_topology_is_thissystem(topo))
     return false;
   // Whole pages inside the buffer only: the edge pages may hold other
   // allocations (they stay where first touch put them).

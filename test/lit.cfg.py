@@ -8,6 +8,8 @@ config.suffixes = [".mlir", ".test"]
 config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py", "fixtures",
                    "ktransformers-rules"]
 config.test_source_root = os.path.dirname(__file__)
+if getattr(config, "kt_hwloc", "0") == "1":
+    config.available_features.add("hwloc")
 config.test_exec_root = os.path.join(config.kt_obj_root, "test")
 
 # kt-opt, kt-run and kt-quant, then LLVM's FileCheck / not / count.

@@ -48,7 +48,7 @@ file, lowers it to a plan and generates text (docs/kt-run.md).
   --tokenize TEXT         print TEXT's ids as a JSON array and exit
   --threads N             CPU threads (default: all cores)
   --context N             context length (default: max_position_embeddings)
-  --quiet                 no speed report on stderr
+  --quiet                 no speed or NUMA split report on stderr
 )";
 
 template <class T> static bool parseNum(const char *s, T &out) {

@@ -57,6 +57,31 @@ static void report(const kt::Model &m, bool quiet) {
                rate(s.decodeTokens, s.decodeSeconds), m.threads());
 }
 
+/// Where the routed experts went when they are split across NUMA nodes;
+/// a warning (even with --quiet) when the OS refused to bind some of them
+/// to their node's memory.
+static void reportNumaSplit(const kt::Model &m, bool quiet) {
+  const kt::NumaSplitInfo &s = m.numaSplit();
+  if (s.nodes == 0)
+    return;
+  if (!quiet) {
+    char bind[96] = "one memory node, nothing to bind";
+    if (s.physicalNodes > 1)
+      std::snprintf(bind, sizeof bind, "%.1f MiB bound to their node's memory",
+                    static_cast<double>(s.boundBytes) / (1 << 20));
+    std::fprintf(stderr,
+                 "kt-run: NUMA split: %s; routed experts in %d slice%s of "
+                 "their intermediate dimension; %s\n",
+                 s.topology.c_str(), s.slices, s.slices == 1 ? "" : "s", bind);
+  }
+  if (s.bindFailures > 0)
+    std::fprintf(stderr,
+                 "kt-run: warning: the OS refused to bind %d packed expert "
+                 "buffers to their NUMA node (mbind); they stay where first "
+                 "touch put them, on the node whose threads packed them\n",
+                 s.bindFailures);
+}
+
 static void printIds(const std::vector<int64_t> &ids) {
   std::string line;
   for (size_t i = 0; i < ids.size(); ++i)
@@ -167,6 +192,7 @@ int main(int argc, char **argv) {
                        ", or omit --rules)";
     return fail(msg);
   }
+  reportNumaSplit(**model, o.quiet);
   std::set<int64_t> eos = eosIds(**model, tok ? &*tok : nullptr, o.model);
   if (o.chat)
     return chatLoop(**model, *tok, o, eos);

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kt/Runtime/Executor.h"
+#include "kt/Runtime/Kernels/Topology.h"
 #include "kt/Transforms/Compile.h"
 
 #include <gtest/gtest.h>
@@ -263,6 +264,17 @@ TEST(Executor, NumaSplitExpertsMatchUnsplit) {
   o.numaNodes = 3;
   auto split = Model::load(plan, o);
   ASSERT_TRUE(plain.ok() && split.ok());
+  // What kt-run reports: no split, then 3 virtual nodes over this machine's
+  // memory node(s), one 128-column slice, binding only across memory nodes.
+  EXPECT_EQ((*plain)->numaSplit().nodes, 0);
+  const NumaSplitInfo &s = (*split)->numaSplit();
+  EXPECT_EQ(s.nodes, 3);
+  EXPECT_TRUE(s.virtualNodes);
+  EXPECT_EQ(s.slices, 1);
+  EXPECT_EQ(s.topology.rfind("3 nodes (virtual, ", 0), 0u) << s.topology;
+  EXPECT_EQ(s.physicalNodes, kt::kernels::CpuTopology::host().physicalNodes());
+  if (s.physicalNodes == 1)
+    EXPECT_EQ(s.boundBytes + s.bindFailures, 0u);
   auto a = (*plain)->forward(kIds, true), b = (*split)->forward(kIds, true);
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(*a, *b);

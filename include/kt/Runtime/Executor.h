@@ -60,6 +60,25 @@ struct ExecOptions {
   int int8ActBlock = -1;
 };
 
+/// Routed experts split across NUMA nodes (ExecOptions::numaNodes).
+struct NumaSplitInfo {
+  int nodes = 0; ///< 0: not split (no split asked, or no packed experts)
+  /// The nodes used (kernels::CpuTopology::describe(): "2 nodes (hwloc):
+  /// node 0: 8 cores, node 1: 8 cores"; "virtual, ..." for virtual ones).
+  std::string topology;
+  bool virtualNodes = false;
+  /// Slices of the intermediate dimension (multiples of 128 columns, one
+  /// per node at most: fewer nodes are used when I is small).
+  int slices = 0;
+  int physicalNodes = 0; ///< distinct memory nodes behind them
+  /// Packed expert bytes bound to their node's memory (mbind), and buffers
+  /// the OS refused to bind (they stay where first touch put them: the
+  /// node's own threads packed them). Binding is tried when the nodes span
+  /// more than one memory node.
+  uint64_t boundBytes = 0;
+  int bindFailures = 0;
+};
+
 /// Wall time and token counts of the calls so far.
 struct ExecStats {
   double prefillSeconds = 0, decodeSeconds = 0;
@@ -92,6 +111,8 @@ public:
   /// Bytes of weights and caches held (mmap'd views count as weights).
   uint64_t residentBytes() const;
   int threads() const;
+  /// How the routed experts are split across NUMA nodes (nodes = 0: not).
+  const NumaSplitInfo &numaSplit() const;
 
   struct Impl;
 

@@ -53,6 +53,11 @@ struct LoadContext {
   cpu::ThreadPool *pool = nullptr; ///< for packing weights at load
   /// Per-node pools when routed experts are split across NUMA nodes.
   kernels::NumaPool *numa = nullptr;
+  /// Expert ops split across NUMA nodes, their bytes bound to their node
+  /// and buffers refused (NumaMoe::boundBytes / bindFailures).
+  int numaSplitOps = 0, numaSlices = 0; // slices: the most of any op
+  uint64_t numaBoundBytes = 0;
+  int numaBindFailures = 0;
   /// Bytes of converted/packed weights and caches owned by runners.
   uint64_t ownedBytes = 0;
   uint64_t mappedBytes = 0;

@@ -25,6 +25,7 @@ struct Model::Impl {
   std::unique_ptr<kernels::NumaPool> numa;
   int64_t position = 0, contextLength = 0;
   uint64_t residentBytes = 0;
+  NumaSplitInfo numaSplit;
   ExecStats stats;
 };
 
@@ -140,6 +141,13 @@ Result<std::unique_ptr<Model>> Model::load(const Plan &plan,
     impl->runners.push_back(std::move(*r));
   }
   impl->residentBytes = ctx.ownedBytes + ctx.mappedBytes;
+  if (impl->numa && ctx.numaSplitOps > 0) {
+    const kernels::CpuTopology &t = impl->numa->topology();
+    impl->numaSplit = {impl->numa->nodes(), t.describe(),
+                       t.isVirtual,         ctx.numaSlices,
+                       t.physicalNodes(),   ctx.numaBoundBytes,
+                       ctx.numaBindFailures};
+  }
   impl->lastUse.assign(plan.values.size(), -1);
   for (size_t i = 0; i < plan.ops.size(); ++i)
     for (int in : plan.ops[i].inputs)
@@ -228,5 +236,6 @@ const ModelConfig &Model::config() const { return impl_->config; }
 const ExecStats &Model::stats() const { return impl_->stats; }
 uint64_t Model::residentBytes() const { return impl_->residentBytes; }
 int Model::threads() const { return impl_->pool->size(); }
+const NumaSplitInfo &Model::numaSplit() const { return impl_->numaSplit; }
 
 } // namespace kt

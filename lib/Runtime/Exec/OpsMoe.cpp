@@ -132,6 +132,11 @@ Result<std::unique_ptr<OpRunner>> prepareExperts(const PlanOp &op,
         src->second, src->first, static_cast<int>(m->hidden),
         static_cast<int>(m->intermediate), *quant, *ctx.numa));
     ctx.ownedBytes += r->numaPacked->memoryBytes();
+    ++ctx.numaSplitOps;
+    ctx.numaSlices = std::max(
+        ctx.numaSlices, static_cast<int>(r->numaPacked->bounds.size()) - 1);
+    ctx.numaBoundBytes += r->numaPacked->boundBytes;
+    ctx.numaBindFailures += r->numaPacked->bindFailures;
     return std::unique_ptr<OpRunner>(std::move(r));
   }
   auto w = packExperts(op, *m, *quant, ctx.pool);

@@ -156,7 +156,8 @@ std::vector<NumaNodeInfo> group(const std::vector<int> &cpus, NodeOf nodeOf,
 /// An hwloc topology, loaded from this machine or from a description.
 struct Hwloc {
   hwloc_topology_t topo = nullptr;
-  /// setup (may be null) points hwloc at a description before the load.
+  /// setup(topo) points hwloc at a description before the load (returns
+  /// 0, or non-zero when hwloc refused the description).
   template <class Setup> explicit Hwloc(Setup setup) {
     if (hwloc_topology_init(&topo) != 0) {
       topo = nullptr;

@@ -102,7 +102,7 @@ build() {
   local pc=()
   command -v pkg-config >/dev/null || pc=(-DPKG_CONFIG_EXECUTABLE="$DEPS/bin/pkg-config")
   cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DKT_BUILD_COMPILER=OFF -DCMAKE_PREFIX_PATH="$DEPS" \
+    -DKT_BUILD_COMPILER=OFF -DKT_NUMA_VM_TESTS=OFF -DCMAKE_PREFIX_PATH="$DEPS" \
     -DCMAKE_LIBRARY_ARCHITECTURE=$MULTI "${pc[@]}" 2>&1 | tee "$out/configure.log"
   ninja -C build-device -j"$jobs" KtKernelsTests kt-bench-moe 2>&1 | tail -20 | tee "$out/build.log"
   export LD_LIBRARY_PATH="$DEPS/lib/$MULTI${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

@@ -10,6 +10,11 @@ config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py", "fixtures",
 config.test_source_root = os.path.dirname(__file__)
 if getattr(config, "kt_hwloc", "0") == "1":
     config.available_features.add("hwloc")
+# %numa-vm PROGRAM ARGS: runs PROGRAM in the QEMU VM of two NUMA nodes
+# (scripts/numa-vm.py; --add PATH puts a file it reads in the VM).
+if getattr(config, "kt_numa_vm", ""):
+    config.available_features.add("numa-vm")
+    config.substitutions.append(("%numa-vm", config.kt_numa_vm))
 config.test_exec_root = os.path.join(config.kt_obj_root, "test")
 
 # kt-opt, kt-run and kt-quant, then LLVM's FileCheck / not / count.

@@ -66,9 +66,13 @@ static void reportNumaSplit(const kt::Model &m, bool quiet) {
     return;
   if (!quiet) {
     char bind[96] = "one memory node, nothing to bind";
+    // KiB below 1 MiB, so that a small model's binding does not read 0.0.
+    const bool mib = s.boundBytes >= (1u << 20);
     if (s.physicalNodes > 1)
-      std::snprintf(bind, sizeof bind, "%.1f MiB bound to their node's memory",
-                    static_cast<double>(s.boundBytes) / (1 << 20));
+      std::snprintf(bind, sizeof bind, "%.1f %s bound to their node's memory",
+                    static_cast<double>(s.boundBytes) /
+                        (mib ? 1 << 20 : 1 << 10),
+                    mib ? "MiB" : "KiB");
     std::fprintf(stderr,
                  "kt-run: NUMA split: %s; routed experts in %d slice%s of "
                  "their intermediate dimension; %s\n",

@@ -116,6 +116,27 @@ TEST(Topology, PinCurrentThread) {
       << "ran on CPU " << cpu;
 }
 
+/// ScopedPin pins for its scope, then gives the thread its own affinity
+/// back; moeForward on a NumaPool pins its caller to node 0 this way.
+TEST(Topology, ScopedPinGivesTheAffinityBack) {
+  const CpuTopology &t = CpuTopology::host();
+  const CpuCore &last = t.nodes.back().cores.back();
+  std::thread([&] {
+    cpu_set_t before, during, after;
+    ASSERT_EQ(sched_getaffinity(0, sizeof before, &before), 0);
+    {
+      ScopedPin pin(last);
+      ASSERT_TRUE(pin.pinned());
+      ASSERT_EQ(sched_getaffinity(0, sizeof during, &during), 0);
+      EXPECT_EQ(CPU_COUNT(&during), static_cast<int>(last.pus.size()));
+      for (int pu : last.pus)
+        EXPECT_TRUE(CPU_ISSET(pu, &during));
+    }
+    ASSERT_EQ(sched_getaffinity(0, sizeof after, &after), 0);
+    EXPECT_TRUE(CPU_EQUAL(&before, &after));
+  }).join();
+}
+
 TEST(Topology, NumaPoolThreadsPerNode) {
   CpuTopology t = synthetic(6).split(3);
   NumaPoolOptions o;

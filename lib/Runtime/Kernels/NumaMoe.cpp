@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -24,7 +25,7 @@ namespace kt::kernels {
 //===----------------------------------------------------------------------===//
 
 NumaPool::NumaPool(const CpuTopology &topo, NumaPoolOptions opts)
-    : topo_(topo) {
+    : topo_(topo), pin_(opts.pin) {
   const int k = static_cast<int>(topo_.nodes.size());
   if (k == 0)
     throw std::invalid_argument("NumaPool: topology without nodes");
@@ -210,6 +211,12 @@ void moeForward(const NumaMoe &w, const MoeArgs &args, NumaPool &pools,
     throw std::invalid_argument("moeForward: weights split in " +
                                 std::to_string(S) + " slices, pool has " +
                                 std::to_string(pools.nodes()) + " nodes");
+  // This thread is node 0's thread 0: slice 0 and the merge run on it, so
+  // it works on node 0's cores (and memory) for the call.
+  std::optional<ScopedPin> pin;
+  const CpuTopology &topo = pools.topology();
+  if (pools.pins() && !topo.nodes[0].cores.empty())
+    pin.emplace(topo.nodes[0].cores[0]);
   MoeOptions o = opts;
   o.pool = &pools.pool(0);
   if (S == 1 || args.tokens <= 0) { // also validates the arguments

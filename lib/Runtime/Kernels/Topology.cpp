@@ -365,6 +365,18 @@ bool pinCurrentThread(const CpuCore &core) {
   return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
 }
 
+ScopedPin::ScopedPin(const CpuCore &core) : saved_(sizeof(cpu_set_t)) {
+  auto *old = reinterpret_cast<cpu_set_t *>(saved_.data());
+  if (pthread_getaffinity_np(pthread_self(), sizeof(cpu_set_t), old) == 0)
+    pinned_ = pinCurrentThread(core);
+}
+
+ScopedPin::~ScopedPin() {
+  if (pinned_)
+    pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t),
+                           reinterpret_cast<cpu_set_t *>(saved_.data()));
+}
+
 bool bindMemoryToNode(const void *p, std::size_t bytes, int osIndex) {
 #ifdef KT_HAVE_HWLOC
   hwloc_topology_t topo = hwloc().topo;

@@ -22,7 +22,9 @@ struct NumaPoolOptions {
   /// proportional to its cores, at least one.
   int threads = 0;
   /// Pin thread t of node k to core t % cores(k) of node k; the driver
-  /// thread (index 0) to its first core.
+  /// thread (index 0) to its first core; and the thread that calls
+  /// moeForward, which is node 0's thread 0, to node 0's first core for
+  /// the call (ScopedPin: it gets its own affinity back after).
   bool pin = true;
   Schedule schedule = Schedule::Stealing;
   /// Every node's pool: ThreadPoolOptions::spinMicros.
@@ -38,11 +40,14 @@ public:
   int nodes() const { return static_cast<int>(pools_.size()); }
   ThreadPool &pool(int node) { return *pools_[node]; }
   const CpuTopology &topology() const { return topo_; }
+  /// NumaPoolOptions::pin.
+  bool pins() const { return pin_; }
   /// Threads over all pools.
   int threads() const;
 
 private:
   CpuTopology topo_;
+  bool pin_ = true;
   std::vector<std::unique_ptr<ThreadPool>> pools_;
 };
 

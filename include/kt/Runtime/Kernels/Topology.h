@@ -76,6 +76,24 @@ struct CpuTopology {
 /// when the OS refuses.
 bool pinCurrentThread(const CpuCore &core);
 
+/// Pins the calling thread to the PUs of `core` for its lifetime, then
+/// gives the thread back the affinity it had. For a caller that works as
+/// one node's thread for one call (moeForward on a NumaPool) without
+/// keeping that pin. pinned() is false when the OS refused (the thread then
+/// keeps its affinity).
+class ScopedPin {
+public:
+  explicit ScopedPin(const CpuCore &core);
+  ~ScopedPin();
+  ScopedPin(const ScopedPin &) = delete;
+  ScopedPin &operator=(const ScopedPin &) = delete;
+  bool pinned() const { return pinned_; }
+
+private:
+  bool pinned_ = false;
+  std::vector<unsigned char> saved_; ///< the previous cpu_set_t
+};
+
 /// Binds the pages of [p, p + bytes) to physical NUMA node `osIndex` and
 /// migrates those already placed elsewhere (hwloc_set_area_membind, BIND |
 /// MIGRATE). False without hwloc, when the OS refuses (e.g. a container

@@ -182,6 +182,9 @@ constexpr int kRowsOnly = 1 << 30;
 // The full MoE chains three projections, so its error is ~1.6x one
 // projection's (measured 0.12 .. 0.17 at H 2048, up to 0.20 at H 200).
 constexpr double kInt4ProjectionBound = 0.10;
+// The 0.08, which one projection meets with groups of 32,
+// asymmetric (measured 0.074).
+constexpr double kInt4IssueBound = 0.08;
 constexpr double kInt4MoeBound = 0.22;
 // INT8 is W8A8: activations (x and h = silu(g) * u) are quantised to 8 bits
 // per block for the integer dot products (128 elements on the row kernels,
@@ -1166,6 +1169,8 @@ TEST(MoeKernels, Int4SingleProjectionError) {
     std::printf("[ info ] %s single projection mean relative error %.4f\n",
                 f.name, num / den);
     EXPECT_LE(num / den, kInt4ProjectionBound) << f.name;
+    if (f.cfg.groupSize == 32 && f.cfg.asymmetric)
+      EXPECT_LE(num / den, kInt4IssueBound) << f.name;
   }
 }
 

@@ -37,7 +37,8 @@ using namespace kt::kernels::testing_numa;
 
 namespace {
 
-/// "0-2,5" -> {0, 1, 2, 5}.
+/// "0-2,5" -> {0, 1, 2, 5}. Written apart from Topology.cpp's parser on
+/// purpose: the tests check what kt reads against it.
 std::set<int> parseCpuList(const std::string &text) {
   std::set<int> cpus;
   std::stringstream ss(text);

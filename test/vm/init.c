@@ -1,7 +1,7 @@
 /* PID 1 of the test VM that scripts/numa-vm.py boots (docs/testing.md,
  * "Tests on a NUMA machine").
  *
- * Mounts /proc, /sys, /dev and /tmp, runs the command that numa-vm.py wrote
+ * Mounts /proc, /sys and /dev, runs the command that numa-vm.py wrote
  * to /kt-vm/argv (NUL-separated) in the directory named by /kt-vm/cwd, with
  * the environment of /kt-vm/env (NUL-separated), its stdout and stderr sent
  * to files. Then writes one record to the second serial port (ttyS1, raw):
@@ -88,7 +88,8 @@ int main(void) {
   mount("proc", "/proc", "proc", 0, NULL);
   mount("sysfs", "/sys", "sysfs", 0, NULL);
   mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
-  mount("tmpfs", "/tmp", "tmpfs", 0, NULL);
+  /* No tmpfs on /tmp: the initramfs (itself writable) may hold the
+   * command's files there, at their paths on the host. */
 
   int port = open("/dev/ttyS1", O_WRONLY | O_NOCTTY);
   if (port < 0) {
@@ -109,8 +110,8 @@ int main(void) {
   int status = 127;
   pid_t pid = fork();
   if (pid == 0) {
-    int out = open("/tmp/kt-vm.stdout", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err = open("/tmp/kt-vm.stderr", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int out = open("/kt-vm/stdout", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = open("/kt-vm/stderr", O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(out, 1);
     dup2(err, 2);
     if (!argvBuf || argvLen == 0) {
@@ -134,8 +135,8 @@ int main(void) {
     status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
   }
   size_t outLen = 0, errLen = 0;
-  char *out = slurp("/tmp/kt-vm.stdout", &outLen);
-  char *err = slurp("/tmp/kt-vm.stderr", &errLen);
+  char *out = slurp("/kt-vm/stdout", &outLen);
+  char *err = slurp("/kt-vm/stderr", &errLen);
   char head[96];
   int n = snprintf(head, sizeof head, "KTVM1 %d %zu %zu\n", status,
                    out ? outLen : 0, err ? errLen : 0);

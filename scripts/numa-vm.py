@@ -134,7 +134,10 @@ def qemu_command(args, workdir, initrd):
                 "-numa", "node,nodeid=%d,cpus=%s,memdev=m%d" % (k, cpu_range,
                                                                 k)]
     cmd += ["-kernel", args.kernel, "-initrd", initrd,
-            "-append", "console=ttyS0 panic=-1 rdinit=/init loglevel=4",
+            "-append", "console=ttyS0 panic=-1 rdinit=/init loglevel=4 " +
+            # No page moved behind the tests' back: khugepaged and NUMA
+            # balancing would move pages in the background.
+            "transparent_hugepage=never numa_balancing=disable",
             "-serial", "file:" + os.path.join(workdir, "console.log"),
             "-serial", "file:" + os.path.join(workdir, "result.bin"),
             "-monitor", "none"]

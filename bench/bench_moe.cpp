@@ -600,6 +600,10 @@ NumaPool &numaPool(int nodes) {
   if (!p) {
     NumaPoolOptions o;
     o.threads = benchThreads();
+    // KT_NUMA_PIN_CALLER=0: the caller is not pinned to node 0 for the
+    // call (for A/B runs of that pin).
+    if (const char *s = std::getenv("KT_NUMA_PIN_CALLER"))
+      o.pinCaller = std::atoi(s) != 0;
     p = std::make_unique<NumaPool>(CpuTopology::host().split(nodes), o);
   }
   return *p;

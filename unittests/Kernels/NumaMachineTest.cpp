@@ -202,16 +202,10 @@ TEST(NumaMachine, PoolThreadsRunOnTheirNode) {
 /// moeForward makes its calling thread node 0's for the call: another
 /// thread watches the caller's affinity while a call runs, the caller
 /// having been put on the last node's CPUs before it.
-TEST(NumaMachine, CallerWorksOnNodeZeroDuringTheCall) {
-  requireNumaMachine();
-  const CpuTopology &host = CpuTopology::host();
-  const auto sys = sysfsNodes();
-  Problem p = makeProblem(8, 512, 128 * int(host.nodes.size()), 64, 4, 17);
-  NumaPool pools(host);
-  NumaMoe w =
-      packNumaMoe(p.sources(), DType::F32, p.H, p.I, kFormats[0].cfg, pools);
-  ScopedPin onLast(host.nodes.back().cores[0]);
-  ASSERT_TRUE(onLast.pinned());
+/// The affinities another thread sees the calling thread have while it
+/// makes three moeForward calls on `pools`.
+std::set<std::set<int>> callerAffinities(const NumaMoe &w, const Problem &p,
+                                         NumaPool &pools) {
   const pid_t caller = static_cast<pid_t>(syscall(SYS_gettid));
   std::atomic<bool> done{false};
   std::set<std::set<int>> seen;
@@ -232,21 +226,40 @@ TEST(NumaMachine, CallerWorksOnNodeZeroDuringTheCall) {
     moeForward(w, argsOf(p, out), pools);
   done = true;
   watcher.join();
-  const std::set<int> node0 = {host.nodes[0].cores[0].pus.begin(),
-                               host.nodes[0].cores[0].pus.end()};
+  return seen;
+}
+
+TEST(NumaMachine, CallerWorksOnNodeZeroDuringTheCall) {
+  requireNumaMachine();
+  const CpuTopology &host = CpuTopology::host();
+  Problem p = makeProblem(8, 512, 128 * int(host.nodes.size()), 64, 4, 17);
+  NumaPool pools(host);
+  NumaMoe w =
+      packNumaMoe(p.sources(), DType::F32, p.H, p.I, kFormats[0].cfg, pools);
+  const CpuCore &first = host.nodes[0].cores[0],
+                &last = host.nodes.back().cores[0];
+  const std::set<int> node0(first.pus.begin(), first.pus.end());
+  const std::set<int> lastCore(last.pus.begin(), last.pus.end());
+  ScopedPin onLast(last);
+  ASSERT_TRUE(onLast.pinned());
+  const auto seen = callerAffinities(w, p, pools);
   EXPECT_TRUE(seen.count(node0))
       << "the caller never had node 0's first core during the calls";
   for (const std::set<int> &cpus : seen)
-    for (int c : cpus)
-      EXPECT_TRUE(sys.at(host.nodes[0].osIndex).count(c) ||
-                  sys.at(host.nodes.back().osIndex).count(c));
+    EXPECT_TRUE(cpus == node0 || cpus == lastCore);
   cpu_set_t now;
   ASSERT_EQ(sched_getaffinity(0, sizeof now, &now), 0);
-  for (int pu : host.nodes.back().cores[0].pus)
+  for (int pu : last.pus)
     EXPECT_TRUE(CPU_ISSET(pu, &now));
-  EXPECT_EQ(CPU_COUNT(&now),
-            static_cast<int>(host.nodes.back().cores[0].pus.size()))
+  EXPECT_EQ(CPU_COUNT(&now), static_cast<int>(last.pus.size()))
       << "the caller's own affinity was not given back";
+
+  // NumaPoolOptions::pinCaller = false leaves the caller where it is.
+  NumaPoolOptions keep;
+  keep.pinCaller = false;
+  NumaPool unpinned(host, keep);
+  const auto kept = callerAffinities(w, p, unpinned);
+  EXPECT_EQ(kept, std::set<std::set<int>>{lastCore});
 }
 
 /// The binding does not rely on first touch: a topology whose node k has

@@ -25,7 +25,7 @@ namespace kt::kernels {
 //===----------------------------------------------------------------------===//
 
 NumaPool::NumaPool(const CpuTopology &topo, NumaPoolOptions opts)
-    : topo_(topo), pin_(opts.pin) {
+    : topo_(topo), pinCaller_(opts.pin && opts.pinCaller) {
   const int k = static_cast<int>(topo_.nodes.size());
   if (k == 0)
     throw std::invalid_argument("NumaPool: topology without nodes");
@@ -215,7 +215,7 @@ void moeForward(const NumaMoe &w, const MoeArgs &args, NumaPool &pools,
   // it works on node 0's cores (and memory) for the call.
   std::optional<ScopedPin> pin;
   const CpuTopology &topo = pools.topology();
-  if (pools.pins() && !topo.nodes[0].cores.empty())
+  if (pools.pinsCaller() && !topo.nodes[0].cores.empty())
     pin.emplace(topo.nodes[0].cores[0]);
   MoeOptions o = opts;
   o.pool = &pools.pool(0);

@@ -22,10 +22,13 @@ struct NumaPoolOptions {
   /// proportional to its cores, at least one.
   int threads = 0;
   /// Pin thread t of node k to core t % cores(k) of node k; the driver
-  /// thread (index 0) to its first core; and the thread that calls
-  /// moeForward, which is node 0's thread 0, to node 0's first core for
-  /// the call (ScopedPin: it gets its own affinity back after).
+  /// thread (index 0) to its first core.
   bool pin = true;
+  /// With `pin`: also pin the thread that calls moeForward, which is node
+  /// 0's thread 0, to node 0's first core for the call (ScopedPin: it gets
+  /// its own affinity back after). Off: the caller runs node 0's share
+  /// wherever it is (a caller that places itself).
+  bool pinCaller = true;
   Schedule schedule = Schedule::Stealing;
   /// Every node's pool: ThreadPoolOptions::spinMicros.
   int spinMicros = ThreadPoolOptions{}.spinMicros;
@@ -40,14 +43,14 @@ public:
   int nodes() const { return static_cast<int>(pools_.size()); }
   ThreadPool &pool(int node) { return *pools_[node]; }
   const CpuTopology &topology() const { return topo_; }
-  /// NumaPoolOptions::pin.
-  bool pins() const { return pin_; }
+  /// NumaPoolOptions::pin && pinCaller: moeForward pins its caller.
+  bool pinsCaller() const { return pinCaller_; }
   /// Threads over all pools.
   int threads() const;
 
 private:
   CpuTopology topo_;
-  bool pin_ = true;
+  bool pinCaller_ = true;
   std::vector<std::unique_ptr<ThreadPool>> pools_;
 };
 

@@ -146,7 +146,7 @@ void requireNumaMachine() {
 }
 
 TEST(NumaMachine, HostTopologyIsTheKernels) {
-  requireNumaMachine();
+  ASSERT_NO_FATAL_FAILURE(requireNumaMachine());
   const auto sys = sysfsNodes();
   for (const CpuTopology &t :
        {CpuTopology::host(), CpuTopology::fromSysfs("/")}) {
@@ -168,7 +168,7 @@ TEST(NumaMachine, HostTopologyIsTheKernels) {
 }
 
 TEST(NumaMachine, PoolThreadsRunOnTheirNode) {
-  requireNumaMachine();
+  ASSERT_NO_FATAL_FAILURE(requireNumaMachine());
   const CpuTopology &host = CpuTopology::host();
   NumaPool pools(host);
   ASSERT_EQ(pools.nodes(), static_cast<int>(host.nodes.size()));
@@ -230,7 +230,7 @@ std::set<std::set<int>> callerAffinities(const NumaMoe &w, const Problem &p,
 }
 
 TEST(NumaMachine, CallerWorksOnNodeZeroDuringTheCall) {
-  requireNumaMachine();
+  ASSERT_NO_FATAL_FAILURE(requireNumaMachine());
   const CpuTopology &host = CpuTopology::host();
   Problem p = makeProblem(8, 512, 128 * int(host.nodes.size()), 64, 4, 17);
   NumaPool pools(host);
@@ -266,7 +266,7 @@ TEST(NumaMachine, CallerWorksOnNodeZeroDuringTheCall) {
 /// the cores of another node packs slice k on the wrong node's memory, and
 /// MemBind::Auto's bind with MIGRATE moves it to node k's.
 TEST(NumaMachine, BindMovesPagesThatFirstTouchPutElsewhere) {
-  requireNumaMachine();
+  ASSERT_NO_FATAL_FAILURE(requireNumaMachine());
   CpuTopology crossed = CpuTopology::host();
   const int nodes = static_cast<int>(crossed.nodes.size());
   std::vector<std::vector<CpuCore>> cores;
@@ -311,7 +311,7 @@ class NumaMachineSplit : public testing::TestWithParam<int> {};
 /// the explicit bind really migrates pages, and the split forward equals
 /// the unsplit one.
 TEST_P(NumaMachineSplit, SlicesLiveOnTheirNodeAndMatchUnsplit) {
-  requireNumaMachine();
+  ASSERT_NO_FATAL_FAILURE(requireNumaMachine());
   const Fmt &f = kFormats[GetParam()];
   const CpuTopology &host = CpuTopology::host();
   const int nodes = static_cast<int>(host.nodes.size());

@@ -131,6 +131,13 @@ TEST(Topology, ScopedPinGivesTheAffinityBack) {
       EXPECT_EQ(CPU_COUNT(&during), static_cast<int>(last.pus.size()));
       for (int pu : last.pus)
         EXPECT_TRUE(CPU_ISSET(pu, &during));
+      {
+        ScopedPin again(last); // already there: left alone
+        EXPECT_TRUE(again.pinned());
+      }
+      cpu_set_t still;
+      ASSERT_EQ(sched_getaffinity(0, sizeof still, &still), 0);
+      EXPECT_TRUE(CPU_EQUAL(&still, &during));
     }
     ASSERT_EQ(sched_getaffinity(0, sizeof after, &after), 0);
     EXPECT_TRUE(CPU_EQUAL(&before, &after));

@@ -354,25 +354,36 @@ CpuTopology CpuTopology::fromSysfs(const std::string &root,
   return t;
 }
 
-bool pinCurrentThread(const CpuCore &core) {
-  if (core.pus.empty())
-    return false;
+static cpu_set_t cpuSetOf(const CpuCore &core) {
   cpu_set_t set;
   CPU_ZERO(&set);
   for (int pu : core.pus)
     if (pu >= 0 && pu < CPU_SETSIZE)
       CPU_SET(pu, &set);
+  return set;
+}
+
+bool pinCurrentThread(const CpuCore &core) {
+  if (core.pus.empty())
+    return false;
+  const cpu_set_t set = cpuSetOf(core);
   return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
 }
 
 ScopedPin::ScopedPin(const CpuCore &core) : saved_(sizeof(cpu_set_t)) {
   auto *old = reinterpret_cast<cpu_set_t *>(saved_.data());
-  if (pthread_getaffinity_np(pthread_self(), sizeof(cpu_set_t), old) == 0)
-    pinned_ = pinCurrentThread(core);
+  if (pthread_getaffinity_np(pthread_self(), sizeof(cpu_set_t), old) != 0)
+    return;
+  cpu_set_t want = cpuSetOf(core);
+  if (!core.pus.empty() && CPU_EQUAL(&want, old)) {
+    pinned_ = true; // already there: nothing to change or give back
+    return;
+  }
+  pinned_ = restore_ = pinCurrentThread(core);
 }
 
 ScopedPin::~ScopedPin() {
-  if (pinned_)
+  if (restore_)
     pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t),
                            reinterpret_cast<cpu_set_t *>(saved_.data()));
 }

@@ -79,8 +79,9 @@ bool pinCurrentThread(const CpuCore &core);
 /// Pins the calling thread to the PUs of `core` for its lifetime, then
 /// gives the thread back the affinity it had. For a caller that works as
 /// one node's thread for one call (moeForward on a NumaPool) without
-/// keeping that pin. pinned() is false when the OS refused (the thread then
-/// keeps its affinity).
+/// keeping that pin. A thread already pinned to exactly that core is left
+/// alone (one system call, not three). pinned() is false when the OS
+/// refused (the thread then keeps its affinity).
 class ScopedPin {
 public:
   explicit ScopedPin(const CpuCore &core);
@@ -91,6 +92,8 @@ public:
 
 private:
   bool pinned_ = false;
+  /// The affinity was changed and is given back.
+  bool restore_ = false;
   std::vector<unsigned char> saved_; ///< the previous cpu_set_t
 };
 
